@@ -1,0 +1,124 @@
+"""Scenario lifecycle: setup, evaluation and teardown of one run."""
+
+from __future__ import annotations
+
+from temporalio import activity
+
+from activities.base import StoreActivities
+from activities.errors import permanent
+from loopline.environment import Outcome
+from loopline.models import (
+    EvaluateInput,
+    EvaluateResult,
+    EventType,
+    Message,
+    RunInput,
+    RunStatus,
+    TeardownInput,
+)
+from loopline.store import utcnow
+
+SETUP_KEY = "setup"
+SYSTEM_KEY = "setup:system"
+EVALUATE_KEY = "evaluate"
+TEARDOWN_KEY = "teardown"
+
+
+class ScenarioActivities(StoreActivities):
+    @activity.defn(name="setup")
+    async def setup(self, run: RunInput) -> None:
+        """Run the scenario's setup; record the prompt and the initial state together."""
+        if await self.store.event_by_key(run.run_id, SETUP_KEY) is not None:
+            return
+        spec = await self.store.run_spec(run.run_id)
+        environment = self.environment(spec)
+        scenario = self.scenario(spec)
+        try:
+            setup = await scenario.run_setup(spec.args)
+        except Exception as error:
+            raise permanent(
+                f"setup of scenario {spec.scenario!r} failed: {type(error).__name__}: {error}",
+                "ScenarioSetupFailed",
+            ) from error
+        system_prompt = setup.system_prompt or environment.system_prompt
+        if system_prompt:
+            message = Message(role="system", content=system_prompt)
+            await self.store.record(run.run_id, SYSTEM_KEY, EventType.message, message.model_dump())
+        prompt = Message(role="user", content=setup.prompt)
+        await self.store.record(
+            run.run_id,
+            SETUP_KEY,
+            EventType.message,
+            prompt.model_dump(),
+            state=setup.state,
+            run_fields={"status": RunStatus.running.value},
+        )
+
+    @activity.defn(name="evaluate")
+    async def evaluate(self, request: EvaluateInput) -> EvaluateResult:
+        """Score the final state, answer and trajectory with the scenario's evaluation."""
+        done = await self.store.event_by_key(request.run_id, EVALUATE_KEY)
+        if done is not None:
+            return EvaluateResult(reward=done.data["reward"], success=done.data["success"])
+        spec = await self.store.run_spec(request.run_id)
+        environment = self.environment(spec)
+        scenario = self.scenario(spec)
+        run = await self.store.get_run(request.run_id)
+        outcome = Outcome(
+            args=spec.args,
+            state=environment.load_state(await self.store.load_state(request.run_id)),
+            answer=run.answer,
+            trajectory=await self.store.conversation(request.run_id),
+            stop_reason=request.stop_reason,
+        )
+        try:
+            reward = await scenario.run_evaluation(outcome)
+        except Exception as error:
+            raise permanent(
+                f"evaluation of scenario {spec.scenario!r} failed: {type(error).__name__}: {error}",
+                "ScenarioEvaluationFailed",
+            ) from error
+        data = {"reward": reward.value, "success": reward.succeeded, "details": reward.details}
+        await self.store.record(
+            request.run_id,
+            EVALUATE_KEY,
+            EventType.reward,
+            data,
+            run_fields={"reward": reward.value, "reward_details": reward.details},
+        )
+        return EvaluateResult(reward=reward.value, success=reward.succeeded)
+
+    @activity.defn(name="teardown")
+    async def teardown(self, request: TeardownInput) -> None:
+        """Release the environment and record the final status; runs after every ending."""
+        spec = await self.store.run_spec(request.run_id)
+        hook_error: str | None = None
+        try:
+            environment = self.registry.environment(spec.environment)
+            state = environment.load_state(await self.store.load_state(request.run_id))
+            await environment.run_teardown(state, request.run_id)
+        except Exception as error:
+            # A teardown that fails must not hide how the run itself ended.
+            activity.logger.exception("teardown of %s failed", spec.environment)
+            hook_error = f"{type(error).__name__}: {error}"
+        data = {
+            "status": request.status.value,
+            "stop_reason": request.stop_reason.value,
+            "steps": request.steps,
+            "error": request.error,
+            "teardown_error": hook_error,
+        }
+        await self.store.record(
+            request.run_id,
+            TEARDOWN_KEY,
+            EventType.status,
+            data,
+            run_fields={
+                "status": request.status.value,
+                "stop_reason": request.stop_reason.value,
+                "error": request.error,
+                "steps": request.steps,
+                "torn_down": True,
+                "ended_at": utcnow(),
+            },
+        )

@@ -1,0 +1,80 @@
+"""Server-side tool calls of in-process environments, applied exactly once per call.
+
+The tool runs against the state loaded from the store; its result event and the changed
+state are committed in one transaction under the call's idempotency key. A retry (after a
+worker crash, say) finds that event and returns it without running the tool again.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+from temporalio import activity
+
+from activities.base import StoreActivities
+from activities.model_step import model_key
+from loopline.environment import Environment, ToolContext, ToolError
+from loopline.models import (
+    EventType,
+    Message,
+    ToolCall,
+    ToolCallInput,
+    ToolCallResult,
+)
+
+
+def tool_key(step: int, call_id: str) -> str:
+    return f"step-{step}:tool:{call_id}"
+
+
+class ToolActivities(StoreActivities):
+    @activity.defn(name="call_tool")
+    async def call_tool(self, request: ToolCallInput) -> ToolCallResult:
+        key = tool_key(request.step, request.call_id)
+        recorded = await self.store.event_by_key(request.run_id, key)
+        if recorded is not None:
+            return ToolCallResult.model_validate(recorded.data["outcome"])
+        spec = await self.store.run_spec(request.run_id)
+        environment = self.environment(spec)
+        call = await self._find_call(request)
+        context = ToolContext(run_id=request.run_id, step=request.step, call_id=request.call_id)
+        state = environment.load_state(await self.store.load_state(request.run_id))
+        content, is_error = await _invoke(environment, call, state, context)
+        stop = not is_error and environment.tools[call.name].stop
+        outcome = ToolCallResult(is_error=is_error, stop=stop)
+        message = Message(
+            role="tool", content=content, tool_call_id=call.id, name=call.name, is_error=is_error
+        )
+        recorded, _ = await self.store.record(
+            request.run_id,
+            key,
+            EventType.message,
+            {**message.model_dump(), "outcome": outcome.model_dump()},
+            state=None if is_error else state,
+            run_fields={"answer": content} if stop else None,
+        )
+        return ToolCallResult.model_validate(recorded.data["outcome"])
+
+    async def _find_call(self, request: ToolCallInput) -> ToolCall:
+        reply = await self.store.event_by_key(request.run_id, model_key(request.step))
+        calls = Message.model_validate(reply.data).tool_calls if reply else []
+        for call in calls:
+            if call.id == request.call_id:
+                return call
+        raise LookupError(f"step {request.step} of {request.run_id} has no call {request.call_id}")
+
+
+async def _invoke(
+    environment: Environment, call: ToolCall, state: BaseModel | None, context: ToolContext
+) -> tuple[str, bool]:
+    """Run the tool; errors the model can act on come back as an error result."""
+    tool = environment.tools.get(call.name)
+    if tool is None:
+        available = ", ".join(sorted(environment.tools)) or "none"
+        return f"unknown tool {call.name!r}; available tools: {available}", True
+    try:
+        return await tool.invoke(call.arguments, state, context), False
+    except ToolError as error:
+        return str(error), True
+    except Exception as error:
+        activity.logger.warning("tool %s raised %s", call.name, type(error).__name__)
+        return f"tool {call.name} failed: {type(error).__name__}: {error}", True

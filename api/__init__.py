@@ -1,0 +1,1 @@
+"""The HTTP facade: routers translate requests into calls of one service layer."""

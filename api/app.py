@@ -1,0 +1,47 @@
+"""The FastAPI application: wiring of store, Temporal client, registry and routers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from temporalio.client import Client
+
+from api.errors import install_error_handlers
+from api.routes import environments, runs
+from api.service import RunService
+from loopline.registry import Registry
+from loopline.settings import Settings
+from loopline.store import open_store
+from loopline.temporal import connect
+
+
+def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
+    """The API; pass `client` to share a Temporal connection (the embedded stack does)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        registry = Registry.from_modules(settings.environment_modules)
+        temporal = client or await connect(settings.temporal_address, settings.temporal_namespace)
+        async with open_store(settings.database_url) as store:
+            app.state.service = RunService(
+                store, temporal, registry, settings.task_queue, settings.temporal_ui_url
+            )
+            yield
+
+    app = FastAPI(
+        title="Loopline",
+        version="0.1.0",
+        description="Durable LLM agent runs on Temporal.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(runs.router)
+    app.include_router(environments.router)
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,40 @@
+"""Process settings, read from `LOOPLINE_*` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_ENVIRONMENT_MODULES = ("environments.orders", "environments.trivia")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LOOPLINE_")
+
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    task_queue: str = "loopline"
+    database_url: str = "sqlite+aiosqlite:///.loopline/loopline.db"
+    temporal_ui_url: str | None = Field(
+        default=None, description="Base URL of the Temporal UI, used to link runs to it."
+    )
+    environment_modules: Annotated[list[str], NoDecode] = Field(
+        default=list(DEFAULT_ENVIRONMENT_MODULES),
+        description="Comma-separated Python modules that define environments.",
+    )
+    log_level: str = "INFO"
+
+    @field_validator("environment_modules", mode="before")
+    @classmethod
+    def _split_modules(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

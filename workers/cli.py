@@ -1,0 +1,86 @@
+"""The `loopline` command: up (embedded stack), worker, api, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from loopline.settings import Settings, get_settings
+from workers.demo import run_demo
+from workers.embedded import EmbeddedOptions, run_embedded
+from workers.serve import api_server, run_worker_until, serve_api_until
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="loopline", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    up = commands.add_parser("up", help="Temporal dev server + worker + API in one process")
+    up.add_argument("--data-dir", type=Path, default=Path(".loopline"))
+    up.add_argument("--host", default="127.0.0.1")
+    up.add_argument("--api-port", type=int, default=8000)
+    up.add_argument("--temporal-port", type=int, default=7233)
+    up.add_argument("--ui-port", type=int, default=8233)
+    up.add_argument("--demo", action="store_true", help="run the demo once the stack is up")
+
+    commands.add_parser("worker", help="a worker, configured by LOOPLINE_* variables")
+
+    api = commands.add_parser("api", help="the HTTP API, configured by LOOPLINE_* variables")
+    api.add_argument("--host", default="127.0.0.1")
+    api.add_argument("--port", type=int, default=8000)
+
+    demo = commands.add_parser("demo", help="run the demo against a running API")
+    demo.add_argument("--api-url", default="http://127.0.0.1:8000")
+    return parser
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    return stop
+
+
+async def _run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "demo":
+        return 0 if await run_demo(args.api_url) else 1
+    stop = _stop_on_signals()
+    if args.command == "worker":
+        await run_worker_until(settings, stop, None)
+        return 0
+    if args.command == "api":
+        await serve_api_until(api_server(settings, args.host, args.port, None), stop)
+        return 0
+    options = EmbeddedOptions(
+        data_dir=args.data_dir,
+        host=args.host,
+        api_port=args.api_port,
+        temporal_port=args.temporal_port,
+        ui_port=args.ui_port,
+        demo=args.demo,
+    )
+    return 0 if await run_embedded(options, settings, stop) else 1
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    settings = get_settings()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    code = asyncio.run(_run(args, settings))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # temporalio/sdk-python#300: a process that used a Temporal client may crash while the
+    # interpreter finalises; leave with the real status before that can happen.
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""`loopline up`: the Temporal dev server, a worker and the API in one command."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from loopline.settings import Settings
+from loopline.temporal import SEARCH_ATTRIBUTES, temporal_binary
+from workers.demo import run_demo
+from workers.serve import api_server, run_worker_until, serve_api_until
+
+# One task-queue partition: measured here to raise throughput of many concurrent short runs
+# on a single dev server (DESIGN.md, performance facts).
+ONE_PARTITION = [
+    "--dynamic-config-value",
+    "matching.numTaskqueueReadPartitions=1",
+    "--dynamic-config-value",
+    "matching.numTaskqueueWritePartitions=1",
+]
+
+
+@dataclass(frozen=True)
+class EmbeddedOptions:
+    data_dir: Path
+    host: str
+    api_port: int
+    temporal_port: int
+    ui_port: int
+    demo: bool
+
+
+async def run_embedded(options: EmbeddedOptions, base: Settings, stop: asyncio.Event) -> bool:
+    """Run until `stop` is set; returns false when the demo did not earn its rewards."""
+    options.data_dir.mkdir(parents=True, exist_ok=True)
+    server = await WorkflowEnvironment.start_local(
+        namespace=base.temporal_namespace,
+        data_converter=pydantic_data_converter,
+        port=options.temporal_port,
+        ui=True,
+        ui_port=options.ui_port,
+        search_attributes=SEARCH_ATTRIBUTES,
+        dev_server_existing_path=temporal_binary(),
+        dev_server_database_filename=str(options.data_dir / "temporal.db"),
+        dev_server_log_level="error",
+        dev_server_extra_args=ONE_PARTITION,
+    )
+    ui_url = f"http://{options.host}:{options.ui_port}"
+    settings = base.model_copy(
+        update={
+            "temporal_address": f"127.0.0.1:{options.temporal_port}",
+            "database_url": f"sqlite+aiosqlite:///{(options.data_dir / 'loopline.db').resolve()}",
+            "temporal_ui_url": ui_url,
+        }
+    )
+    api_url = f"http://{options.host}:{options.api_port}"
+    api = api_server(settings, options.host, options.api_port, server.client)
+    demo_ok = True
+    try:
+        worker = asyncio.create_task(run_worker_until(settings, stop, server.client))
+        serving = asyncio.create_task(serve_api_until(api, stop))
+        # uvicorn offers a `started` flag, not an event, to wait on.
+        while not api.started and not serving.done():  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        if serving.done():
+            await serving
+            return False
+        print(f"Loopline is up (data in {options.data_dir.resolve()})")
+        print(f"  API docs:    {api_url}/docs")
+        print(f"  Temporal UI: {ui_url}")
+        print("  Ctrl-C stops everything.", flush=True)
+        if options.demo:
+            demo_ok = await run_demo(api_url)
+            print(f"\ndemo {'passed' if demo_ok else 'FAILED'}; still serving, Ctrl-C stops.")
+        await asyncio.gather(worker, serving)
+    finally:
+        stop.set()
+        await server.shutdown()
+    return demo_ok

@@ -1,0 +1,50 @@
+"""The long-running parts, each stoppable by an event: worker and API server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Generator
+
+import uvicorn
+from temporalio.client import Client
+
+from api.app import create_app
+from loopline.registry import Registry
+from loopline.settings import Settings
+from loopline.store import open_store
+from loopline.temporal import connect, ensure_search_attributes
+from workers.worker import build_worker
+
+
+class ApiServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the process stops its parts in order."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def api_server(settings: Settings, host: str, port: int, client: Client | None) -> ApiServer:
+    config = uvicorn.Config(
+        create_app(settings, client), host=host, port=port, log_level="warning", lifespan="on"
+    )
+    return ApiServer(config)
+
+
+async def serve_api_until(server: ApiServer, stop: asyncio.Event) -> None:
+    serving = asyncio.create_task(server.serve())
+    await asyncio.wait([serving, asyncio.create_task(stop.wait())], return_when="FIRST_COMPLETED")
+    server.should_exit = True
+    await serving
+
+
+async def run_worker_until(settings: Settings, stop: asyncio.Event, client: Client | None) -> None:
+    registry = Registry.from_modules(settings.environment_modules)
+    temporal = client or await connect(settings.temporal_address, settings.temporal_namespace)
+    await ensure_search_attributes(temporal, settings.temporal_namespace)
+    async with (
+        open_store(settings.database_url) as store,
+        build_worker(temporal, settings.task_queue, store, registry),
+    ):
+        await stop.wait()

@@ -1,0 +1,199 @@
+"""The run workflow: one agent episode, from setup to reward, as durable orchestration.
+
+setup → loop { model step → tool calls } → evaluate → teardown (always).
+
+The workflow keeps only counters and small state; the conversation lives in the trace store
+and activities read it there, so history grows by a fixed amount per step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.model_step import ModelActivities
+    from activities.scenario import ScenarioActivities
+    from activities.tools import ToolActivities
+    from loopline.models import (
+        CancelRequest,
+        EvaluateInput,
+        RunInput,
+        RunResult,
+        RunState,
+        RunStatus,
+        StepRef,
+        StopReason,
+        TeardownInput,
+        ToolCallInput,
+        ToolCallRef,
+    )
+    from loopline.temporal import REWARD, STATUS
+
+# Setup, evaluation and teardown happen once per run: regular activities, each its own
+# row in the UI, retried by the server, able to run on any worker.
+LIFECYCLE_TIMEOUT = timedelta(minutes=10)
+# The scripted model and in-process tools answer in milliseconds. As local activities they
+# cost ~3 ms per call instead of ~31 ms for a regular activity round trip, and history
+# records one marker per call. Their results are committed in the trace store under an
+# idempotency key, so a call re-run after a crash returns what was recorded.
+LOCAL_STEP_TIMEOUT = timedelta(minutes=2)
+RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
+
+
+@workflow.defn(name="Run")
+class RunWorkflow:
+    @workflow.init
+    def __init__(self, run: RunInput) -> None:
+        self._run = run
+        self._state = RunState(
+            run_id=run.run_id, status=RunStatus.running, step=0, max_steps=run.max_steps
+        )
+        self._agent: asyncio.Task[StopReason] | None = None
+
+    @workflow.run
+    async def run(self, run: RunInput) -> RunResult:
+        try:
+            status, stop_reason, error = await self._episode()
+        except asyncio.CancelledError:
+            # Cancelled through Temporal itself (UI, CLI): tear down, then end as cancelled.
+            await self._finish(RunStatus.cancelled, StopReason.cancelled, None)
+            raise
+        result = await self._finish(status, stop_reason, error)
+        if status is RunStatus.failed:
+            raise ApplicationError(error or "run failed", type="RunFailed", non_retryable=True)
+        return result
+
+    @workflow.query
+    def state(self) -> RunState:
+        return self._state
+
+    @workflow.signal
+    def cancel(self, request: CancelRequest) -> None:
+        """Stop gracefully: the agent loop is interrupted, teardown still runs."""
+        if self._state.cancel_requested:
+            return
+        self._state.cancel_requested = True
+        workflow.logger.info("cancel requested: %s", request.reason)
+        if self._agent is not None:
+            self._agent.cancel()
+
+    async def _episode(self) -> tuple[RunStatus, StopReason, str | None]:
+        run = self._run
+        try:
+            self._details("setting up the scenario")
+            await workflow.execute_activity_method(
+                ScenarioActivities.setup,
+                run,
+                start_to_close_timeout=LIFECYCLE_TIMEOUT,
+                retry_policy=RETRY,
+                summary=f"setup {run.environment}/{run.scenario}",
+            )
+            if self._state.cancel_requested:
+                return RunStatus.cancelled, StopReason.cancelled, None
+            self._agent = asyncio.create_task(self._agent_loop())
+            stop_reason = await self._until_deadline(self._agent)
+            if stop_reason is StopReason.cancelled:
+                return RunStatus.cancelled, stop_reason, None
+            self._details("evaluating")
+            evaluation = await workflow.execute_activity_method(
+                ScenarioActivities.evaluate,
+                EvaluateInput(run_id=run.run_id, stop_reason=stop_reason),
+                start_to_close_timeout=LIFECYCLE_TIMEOUT,
+                retry_policy=RETRY,
+                summary=f"evaluate {run.scenario}",
+            )
+        except ActivityError as error:
+            return RunStatus.failed, StopReason.error, _describe(error)
+        self._state.reward = evaluation.reward
+        return RunStatus.completed, stop_reason, None
+
+    async def _until_deadline(self, agent: asyncio.Task[StopReason]) -> StopReason:
+        try:
+            return await asyncio.wait_for(agent, timeout=self._run.max_duration_seconds)
+        except TimeoutError:
+            return StopReason.deadline
+        except asyncio.CancelledError:
+            if not agent.cancelled() or not self._state.cancel_requested:
+                raise
+            return StopReason.cancelled
+
+    async def _agent_loop(self) -> StopReason:
+        run = self._run
+        for step in range(1, run.max_steps + 1):
+            self._state.step = step
+            self._details(f"step {step}/{run.max_steps} · waiting on model {run.model}")
+            reply = await workflow.execute_local_activity_method(
+                ModelActivities.model_step,
+                StepRef(run_id=run.run_id, step=step, model=run.model),
+                start_to_close_timeout=LOCAL_STEP_TIMEOUT,
+                retry_policy=RETRY,
+                summary=f"step {step} · {run.model}",
+            )
+            if not reply.tool_calls:
+                return StopReason.answered
+            for call in reply.tool_calls:
+                if await self._call_tool(step, call):
+                    return StopReason.stop_tool
+        return StopReason.max_steps
+
+    async def _call_tool(self, step: int, call: ToolCallRef) -> bool:
+        """Run one server-side tool call; true when it was a stop tool."""
+        self._details(f"step {step}/{self._run.max_steps} · running tool {call.name}")
+        result = await workflow.execute_local_activity_method(
+            ToolActivities.call_tool,
+            ToolCallInput(run_id=self._run.run_id, step=step, call_id=call.id),
+            start_to_close_timeout=LOCAL_STEP_TIMEOUT,
+            retry_policy=RETRY,
+            summary=f"tool {call.name}",
+        )
+        return result.stop
+
+    async def _finish(
+        self, status: RunStatus, stop_reason: StopReason, error: str | None
+    ) -> RunResult:
+        run = self._run
+        self._details("tearing down")
+        await workflow.execute_activity_method(
+            ScenarioActivities.teardown,
+            TeardownInput(
+                run_id=run.run_id,
+                status=status,
+                stop_reason=stop_reason,
+                steps=self._state.step,
+                error=error,
+            ),
+            start_to_close_timeout=LIFECYCLE_TIMEOUT,
+            retry_policy=RETRY,
+            summary="teardown",
+        )
+        self._state.status = status
+        self._state.stop_reason = stop_reason
+        workflow.upsert_search_attributes([STATUS.value_set(status.value)])
+        if self._state.reward is not None:
+            workflow.upsert_search_attributes([REWARD.value_set(self._state.reward)])
+        reward = "" if self._state.reward is None else f" · reward {self._state.reward:g}"
+        self._details(f"{status.value} ({stop_reason.value}){reward}")
+        return RunResult(
+            run_id=run.run_id,
+            status=status,
+            stop_reason=stop_reason,
+            steps=self._state.step,
+            reward=self._state.reward,
+            error=error,
+        )
+
+    def _details(self, text: str) -> None:
+        self._state.waiting_on = text
+        workflow.set_current_details(text)
+
+
+def _describe(error: ActivityError) -> str:
+    cause = error.cause
+    if isinstance(cause, ApplicationError):
+        return cause.message
+    return str(cause or error)
