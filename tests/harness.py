@@ -127,12 +127,17 @@ def answer_step(content: str) -> dict[str, Any]:
 
 
 def run_body(
-    environment: str, scenario: str, args: dict[str, Any], *steps: dict[str, Any], **extra: Any
+    environment: str,
+    scenario: str,
+    args: dict[str, Any],
+    *steps: dict[str, Any],
+    repeat: bool = False,
+    **extra: Any,
 ) -> dict[str, Any]:
     return {
         "environment": environment,
         "scenario": scenario,
         "args": args,
-        "script": {"steps": list(steps)},
+        "script": {"steps": list(steps), "repeat": repeat},
         **extra,
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import httpx
 from temporalio.api.history.v1 import History
@@ -26,7 +27,7 @@ REFUND = run_body(
 )
 
 
-async def start(api: httpx.AsyncClient, body: dict[str, object]) -> dict[str, object]:
+async def start(api: httpx.AsyncClient, body: dict[str, Any]) -> dict[str, Any]:
     response = await api.post("/v1/runs", json=body)
     assert response.status_code == 201, response.text
     return dict(response.json())
@@ -122,8 +123,9 @@ async def test_model_errors_go_back_to_the_model(api: httpx.AsyncClient) -> None
 
 
 async def test_max_steps_stops_an_agent_that_never_finishes(api: httpx.AsyncClient) -> None:
-    body = run_body("trivia", "capital", {"country": "Peru"}, tool_step("lookup", topic="Peru"))
-    body["script"]["repeat"] = True  # type: ignore[index]
+    body = run_body(
+        "trivia", "capital", {"country": "Peru"}, tool_step("lookup", topic="Peru"), repeat=True
+    )
     run = await start(api, {**body, "max_steps": 7, "sync": True, "timeout": 60})
     assert run["status"] == "completed"
     assert run["stop_reason"] == "max_steps"
@@ -133,9 +135,12 @@ async def test_max_steps_stops_an_agent_that_never_finishes(api: httpx.AsyncClie
 
 async def test_deadline_stops_the_agent_loop(api: httpx.AsyncClient) -> None:
     body = run_body(
-        "trivia", "capital", {"country": "Peru"}, tool_step("lookup", delay=0.3, topic="Peru")
+        "trivia",
+        "capital",
+        {"country": "Peru"},
+        tool_step("lookup", delay=0.3, topic="Peru"),
+        repeat=True,
     )
-    body["script"]["repeat"] = True  # type: ignore[index]
     run = await start(api, {**body, "max_duration_seconds": 2, "sync": True, "timeout": 60})
     assert run["stop_reason"] == "deadline"
     assert 1 <= run["steps"] < 500
@@ -148,8 +153,8 @@ async def test_cancel_mid_run_ends_cancelled_after_teardown(api: httpx.AsyncClie
         "cancel_unshipped",
         {"customer": "bob"},
         tool_step("find_orders", 0.2, customer="bob"),
+        repeat=True,
     )
-    body["script"]["repeat"] = True  # type: ignore[index]
     run = await start(api, {**body, "max_steps": 500})
     await wait_for_steps(api, str(run["run_id"]), 3)
     response = await api.post(f"/v1/runs/{run['run_id']}/cancel", json={"reason": "test"})
@@ -200,8 +205,9 @@ async def test_history_replays_and_grows_linearly(
 ) -> None:
     sizes = {}
     for steps in (10, 40):
-        body = run_body("trivia", "capital", {"country": "Peru"}, tool_step("lookup", topic="Peru"))
-        body["script"]["repeat"] = True  # type: ignore[index]
+        body = run_body(
+            "trivia", "capital", {"country": "Peru"}, tool_step("lookup", topic="Peru"), repeat=True
+        )
         run = await start(api, {**body, "max_steps": steps, "sync": True, "timeout": 60})
         history = await temporal_client.get_workflow_handle(str(run["workflow_id"])).fetch_history()
         sizes[steps] = History(events=history.events).ByteSize()

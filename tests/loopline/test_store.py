@@ -1,0 +1,55 @@
+"""The trace store: idempotent, ordered event appends with state in the same transaction."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+
+from loopline.models import EventType, RunSpec, Usage
+from loopline.store import TraceStore, open_store
+
+SPEC = RunSpec(environment="e", scenario="s", args={}, model="scripted", max_steps=5)
+
+
+class Box(BaseModel):
+    items: list[int]
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[TraceStore]:
+    async with open_store(f"sqlite+aiosqlite:///{tmp_path / 'trace.db'}") as opened:
+        assert await opened.create_run("r1", "hash", SPEC) is None
+        yield opened
+
+
+async def test_same_key_is_recorded_once_with_its_first_state(store: TraceStore) -> None:
+    first, wrote = await store.record(
+        "r1", "k", EventType.log, {"n": 1}, state=Box(items=[1]), usage=Usage(model_calls=1)
+    )
+    again, wrote_again = await store.record(
+        "r1", "k", EventType.log, {"n": 2}, state=Box(items=[1, 1]), usage=Usage(model_calls=1)
+    )
+    assert (wrote, wrote_again) == (True, False)
+    assert again == first
+    assert await store.load_state("r1") == {"items": [1]}
+    assert (await store.get_run("r1")).usage.model_calls == 1
+
+
+async def test_concurrent_appends_get_gapless_unique_seqs(store: TraceStore) -> None:
+    keys = [f"k{n}" for n in range(40)]
+    await asyncio.gather(
+        *(store.record("r1", key, EventType.log, {"key": key}) for key in keys + keys)
+    )
+    events = await store.events("r1")
+    assert [event.seq for event in events] == list(range(1, 41))
+    assert sorted(event.data["key"] for event in events) == sorted(keys)
+    assert [event.seq for event in await store.events("r1", after=38)] == [39, 40]
+
+
+async def test_create_run_reports_the_existing_identity(store: TraceStore) -> None:
+    assert await store.create_run("r1", "other", SPEC) == "hash"
+    assert (await store.run_spec("r1")).environment == "e"

@@ -1,0 +1,84 @@
+"""`loopline up`: the embedded stack, its demo, a clean Ctrl-C, and data kept across starts."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.harness import free_port
+
+
+def start_up(data_dir: Path, ports: dict[str, int], *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "workers.cli",
+            "up",
+            "--data-dir",
+            str(data_dir),
+            "--api-port",
+            str(ports["api"]),
+            "--temporal-port",
+            str(ports["temporal"]),
+            "--ui-port",
+            str(ports["ui"]),
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def read_until(process: subprocess.Popen[str], marker: str, within: float = 90) -> str:
+    assert process.stdout is not None
+    seen: list[str] = []
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line and process.poll() is not None:
+            break
+        seen.append(line)
+        if marker in line:
+            return "".join(seen)
+    raise AssertionError(f"{marker!r} never appeared; output:\n{''.join(seen)}")
+
+
+def stop(process: subprocess.Popen[str]) -> int:
+    process.send_signal(signal.SIGINT)
+    return process.wait(timeout=60)
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_up_runs_the_demo_stops_cleanly_and_keeps_runs(tmp_path: Path) -> None:
+    ports = {"api": free_port(), "temporal": free_port(), "ui": free_port()}
+    first = start_up(tmp_path, ports, "--demo")
+    try:
+        output = read_until(first, "demo passed")
+    finally:
+        code = stop(first)
+    assert code == 0
+    assert f"http://127.0.0.1:{ports['api']}/docs" in output
+    assert f"http://127.0.0.1:{ports['ui']}" in output
+    assert "reward 1.0" in output and "issue_refund(" in output
+    assert not listening(ports["temporal"]) and not listening(ports["api"])
+
+    second = start_up(tmp_path, ports)
+    try:
+        read_until(second, "Ctrl-C stops everything")
+        runs = httpx.get(f"http://127.0.0.1:{ports['api']}/v1/runs", timeout=30).json()
+        assert runs["total"] == 2
+        assert {run["status"] for run in runs["runs"]} == {"completed"}
+    finally:
+        assert stop(second) == 0
