@@ -17,7 +17,7 @@ class Settings(BaseSettings):
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
     task_queue: str = "loopline"
-    database_url: str = "sqlite+aiosqlite:///.loopline/loopline.db"
+    database_url: str = "sqlite:///.loopline/loopline.db"
     temporal_ui_url: str | None = Field(
         default=None, description="Base URL of the Temporal UI, used to link runs to it."
     )

@@ -38,7 +38,7 @@ class Stack:
 
     @property
     def database_url(self) -> str:
-        return f"sqlite+aiosqlite:///{self.workdir / 'loopline.db'}"
+        return f"sqlite:///{self.workdir / 'loopline.db'}"
 
     @property
     def api_url(self) -> str:

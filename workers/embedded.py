@@ -53,7 +53,7 @@ async def run_embedded(options: EmbeddedOptions, base: Settings, stop: asyncio.E
     settings = base.model_copy(
         update={
             "temporal_address": f"127.0.0.1:{options.temporal_port}",
-            "database_url": f"sqlite+aiosqlite:///{(options.data_dir / 'loopline.db').resolve()}",
+            "database_url": f"sqlite:///{(options.data_dir / 'loopline.db').resolve()}",
             "temporal_ui_url": ui_url,
         }
     )

@@ -21,7 +21,7 @@ class Box(BaseModel):
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[TraceStore]:
-    async with open_store(f"sqlite+aiosqlite:///{tmp_path / 'trace.db'}") as opened:
+    async with open_store(f"sqlite:///{tmp_path / 'trace.db'}") as opened:
         assert await opened.create_run("r1", "hash", SPEC) is None
         yield opened
 

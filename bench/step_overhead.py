@@ -1,0 +1,219 @@
+"""Per-step cost of running an episode as a Loopline run instead of a plain asyncio loop.
+
+The same scripted episode (N-1 tool steps, then an answer) runs
+  (a) as a plain in-process loop: scenario setup, scripted model, tool, evaluation;
+  (a+) the same loop through the activity code and the SQLite trace store, no Temporal;
+  (b) as a Loopline run: a real dev server and an in-process worker.
+It prints ms per step for each (median of several repetitions), the overhead per step of (b)
+over (a) and over (a+), and the Temporal history size of 100- and 500-step runs.
+
+    python bench/step_overhead.py [--steps 100] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from pydantic import BaseModel
+from temporalio.api.history.v1 import History
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from activities.model_step import ModelActivities
+from activities.providers.scripted import ScriptedModel
+from activities.scenario import ScenarioActivities
+from activities.tools import ToolActivities
+from loopline.environment import Outcome, ToolContext
+from loopline.models import (
+    EvaluateInput,
+    Message,
+    RunInput,
+    RunSpec,
+    RunStatus,
+    Script,
+    ScriptedStep,
+    ScriptedToolCall,
+    StepRef,
+    StopReason,
+    TeardownInput,
+    ToolCallInput,
+)
+from loopline.registry import Registry
+from loopline.settings import DEFAULT_ENVIRONMENT_MODULES
+from loopline.store import TraceStore, open_store, workflow_id_for
+from loopline.temporal import SEARCH_ATTRIBUTES, initial_search_attributes, temporal_binary
+from workers.embedded import ONE_PARTITION
+from workers.worker import build_worker
+from workflows.run import RunWorkflow
+
+ENVIRONMENT, SCENARIO, ARGS = "trivia", "capital", {"country": "Peru"}
+
+
+def episode(steps: int) -> Script:
+    lookup = ScriptedStep(tool_calls=[ScriptedToolCall(name="lookup", arguments={"topic": "Peru"})])
+    return Script(steps=[lookup] * (steps - 1) + [ScriptedStep(content="Lima")])
+
+
+async def plain_loop(registry: Registry, script: Script) -> float:
+    environment = registry.environment(ENVIRONMENT)
+    scenario = registry.scenario(ENVIRONMENT, SCENARIO)
+    model = ScriptedModel(script)
+    tools = [tool.info() for tool in environment.tools.values()]
+    started = time.perf_counter()
+    setup = await scenario.run_setup(ARGS)
+    messages = [Message(role="user", content=setup.prompt)]
+    for step in range(1, len(script.steps) + 1):
+        reply = (await model.complete(messages, tools, step)).message
+        messages.append(reply)
+        if not reply.tool_calls:
+            break
+        for call in reply.tool_calls:
+            context = ToolContext(run_id="plain", step=step, call_id=call.id)
+            content = await environment.tools[call.name].invoke(call.arguments, None, context)
+            messages.append(Message(role="tool", content=content, tool_call_id=call.id))
+    outcome: Outcome[BaseModel] = Outcome(
+        args=ARGS,
+        state=None,
+        answer=messages[-1].content,
+        trajectory=messages,
+        stop_reason=StopReason.answered,
+    )
+    reward = await scenario.run_evaluation(outcome)
+    assert reward.value == 1.0
+    return time.perf_counter() - started
+
+
+async def create_run(store: TraceStore, script: Script) -> RunInput:
+    run_id = uuid.uuid4().hex
+    spec = RunSpec(
+        environment=ENVIRONMENT,
+        scenario=SCENARIO,
+        args=ARGS,
+        model="scripted",
+        script=script,
+        max_steps=len(script.steps),
+    )
+    await store.create_run(run_id, run_id, spec)
+    return RunInput(
+        run_id=run_id,
+        environment=ENVIRONMENT,
+        scenario=SCENARIO,
+        model="scripted",
+        max_steps=len(script.steps),
+    )
+
+
+async def store_loop(store: TraceStore, registry: Registry, script: Script) -> float:
+    scenario = ScenarioActivities(store, registry)
+    model = ModelActivities(store, registry)
+    tools = ToolActivities(store, registry)
+    run = await create_run(store, script)
+    started = time.perf_counter()
+    await scenario.setup(run)
+    for step in range(1, run.max_steps + 1):
+        reply = await model.model_step(StepRef(run_id=run.run_id, step=step, model=run.model))
+        if not reply.tool_calls:
+            break
+        for call in reply.tool_calls:
+            await tools.call_tool(ToolCallInput(run_id=run.run_id, step=step, call_id=call.id))
+    evaluation = await scenario.evaluate(
+        EvaluateInput(run_id=run.run_id, stop_reason=StopReason.answered)
+    )
+    await scenario.teardown(
+        TeardownInput(
+            run_id=run.run_id,
+            status=RunStatus.completed,
+            stop_reason=StopReason.answered,
+            steps=run.max_steps,
+        )
+    )
+    assert evaluation.reward == 1.0
+    return time.perf_counter() - started
+
+
+async def loopline_run(client: Client, store: TraceStore, script: Script) -> tuple[float, str]:
+    run = await create_run(store, script)
+    started = time.perf_counter()
+    result = await client.execute_workflow(
+        RunWorkflow.run,
+        run,
+        id=workflow_id_for(run.run_id),
+        task_queue="bench",
+        search_attributes=initial_search_attributes(run),
+    )
+    elapsed = time.perf_counter() - started
+    assert result.reward == 1.0 and result.steps == len(script.steps), result
+    return elapsed, workflow_id_for(run.run_id)
+
+
+async def history_bytes(client: Client, workflow_id: str) -> int:
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    return History(events=history.events).ByteSize()
+
+
+def per_step_ms(seconds: list[float], steps: int) -> float:
+    return statistics.median(seconds) / steps * 1000
+
+
+async def main(steps: int, repeats: int) -> None:
+    registry = Registry.from_modules(DEFAULT_ENVIRONMENT_MODULES)
+    script = episode(steps)
+    with tempfile.TemporaryDirectory() as folder:
+        async with open_store(f"sqlite:///{Path(folder) / 'bench.db'}") as store:
+            plain = [await plain_loop(registry, script) for _ in range(repeats)]
+            stored = [await store_loop(store, registry, script) for _ in range(repeats)]
+            server = await WorkflowEnvironment.start_local(
+                data_converter=pydantic_data_converter,
+                search_attributes=SEARCH_ATTRIBUTES,
+                dev_server_existing_path=temporal_binary(),
+                dev_server_extra_args=ONE_PARTITION,
+            )
+            try:
+                async with build_worker(server.client, "bench", store, registry):
+                    await loopline_run(server.client, store, episode(5))  # warm-up
+                    timed = [
+                        await loopline_run(server.client, store, script) for _ in range(repeats)
+                    ]
+                    _, long_id = await loopline_run(server.client, store, episode(500))
+                    sizes = {
+                        steps: await history_bytes(server.client, timed[0][1]),
+                        500: await history_bytes(server.client, long_id),
+                    }
+            finally:
+                await server.shutdown()
+    report(steps, plain, stored, [seconds for seconds, _ in timed], sizes)
+
+
+def report(
+    steps: int, plain: list[float], stored: list[float], run: list[float], sizes: dict[int, int]
+) -> None:
+    a, a_store, b = (per_step_ms(x, steps) for x in (plain, stored, run))
+    print(f"{steps}-step scripted episode, median of {len(run)} runs, ms per step:")
+    print(f"  (a)  plain asyncio loop                    {a:8.3f}")
+    print(f"  (a+) activity code + SQLite store, no Temporal {a_store:6.3f}")
+    print(f"  (b)  Loopline run (dev server, worker)     {b:8.3f}")
+    print(f"  overhead per step, (b) - (a):              {b - a:8.3f}  (target <= 5)")
+    print(f"  of which Temporal, (b) - (a+):             {b - a_store:8.3f}")
+    print(f"  ratio (b) / (a): {b / a:.0f}x   (b) / (a+): {b / a_store:.2f}x")
+    for count, size in sorted(sizes.items()):
+        print(f"  history of a {count}-step run: {size:,} bytes ({size / count:,.0f} per step)")
+    print(f"  500-step history under 2 MB: {'yes' if sizes[500] < 2_000_000 else 'NO'}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=5)
+    options = parser.parse_args()
+    asyncio.run(main(options.steps, options.repeats))
+    sys.stdout.flush()
+    os._exit(0)  # temporalio/sdk-python#300: avoid the crash at interpreter exit
