@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from temporalio import activity
 
 from activities.base import StoreActivities
@@ -28,7 +30,7 @@ class ModelActivities(StoreActivities):
         )
 
     async def _ask_model(self, ref: StepRef) -> Message:
-        spec = await self.store.run_spec(ref.run_id)
+        spec = await self.spec(ref.run_id)
         environment = self.environment(spec)
         try:
             provider = provider_for(spec)
@@ -36,7 +38,7 @@ class ModelActivities(StoreActivities):
             raise permanent(str(error), "UnknownModel") from error
         tools = [tool.info() for tool in environment.tools.values()]
         completion = await provider.complete(
-            await self.store.conversation(ref.run_id), tools, ref.step
+            functools.partial(self.store.conversation, ref.run_id), tools, ref.step
         )
         message = completion.message
         final_answer = {} if message.tool_calls else {"answer": message.content}

@@ -30,7 +30,7 @@ class ScenarioActivities(StoreActivities):
         """Run the scenario's setup; record the prompt and the initial state together."""
         if await self.store.event_by_key(run.run_id, SETUP_KEY) is not None:
             return
-        spec = await self.store.run_spec(run.run_id)
+        spec = await self.spec(run.run_id)
         environment = self.environment(spec)
         scenario = self.scenario(spec)
         try:
@@ -60,7 +60,7 @@ class ScenarioActivities(StoreActivities):
         done = await self.store.event_by_key(request.run_id, EVALUATE_KEY)
         if done is not None:
             return EvaluateResult(reward=done.data["reward"], success=done.data["success"])
-        spec = await self.store.run_spec(request.run_id)
+        spec = await self.spec(request.run_id)
         environment = self.environment(spec)
         scenario = self.scenario(spec)
         run = await self.store.get_run(request.run_id)
@@ -91,7 +91,7 @@ class ScenarioActivities(StoreActivities):
     @activity.defn(name="teardown")
     async def teardown(self, request: TeardownInput) -> None:
         """Release the environment and record the final status; runs after every ending."""
-        spec = await self.store.run_spec(request.run_id)
+        spec = await self.spec(request.run_id)
         hook_error: str | None = None
         try:
             environment = self.registry.environment(spec.environment)

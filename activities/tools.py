@@ -15,6 +15,7 @@ from activities.model_step import model_key
 from loopline.environment import Environment, ToolContext, ToolError
 from loopline.models import (
     EventType,
+    EventView,
     Message,
     ToolCall,
     ToolCallInput,
@@ -30,14 +31,15 @@ class ToolActivities(StoreActivities):
     @activity.defn(name="call_tool")
     async def call_tool(self, request: ToolCallInput) -> ToolCallResult:
         key = tool_key(request.step, request.call_id)
-        recorded = await self.store.event_by_key(request.run_id, key)
-        if recorded is not None:
-            return ToolCallResult.model_validate(recorded.data["outcome"])
-        spec = await self.store.run_spec(request.run_id)
+        reply_key = model_key(request.step)
+        snapshot = await self.store.snapshot(request.run_id, [key, reply_key])
+        if key in snapshot.events:
+            return ToolCallResult.model_validate(snapshot.events[key].data["outcome"])
+        spec = await self.spec(request.run_id)
         environment = self.environment(spec)
-        call = await self._find_call(request)
+        call = _find_call(snapshot.events.get(reply_key), request)
         context = ToolContext(run_id=request.run_id, step=request.step, call_id=request.call_id)
-        state = environment.load_state(await self.store.load_state(request.run_id))
+        state = environment.load_state(snapshot.state)
         content, is_error = await _invoke(environment, call, state, context)
         stop = not is_error and environment.tools[call.name].stop
         outcome = ToolCallResult(is_error=is_error, stop=stop)
@@ -54,13 +56,13 @@ class ToolActivities(StoreActivities):
         )
         return ToolCallResult.model_validate(recorded.data["outcome"])
 
-    async def _find_call(self, request: ToolCallInput) -> ToolCall:
-        reply = await self.store.event_by_key(request.run_id, model_key(request.step))
-        calls = Message.model_validate(reply.data).tool_calls if reply else []
-        for call in calls:
-            if call.id == request.call_id:
-                return call
-        raise LookupError(f"step {request.step} of {request.run_id} has no call {request.call_id}")
+
+def _find_call(reply: EventView | None, request: ToolCallInput) -> ToolCall:
+    calls = Message.model_validate(reply.data).tool_calls if reply else []
+    for call in calls:
+        if call.id == request.call_id:
+            return call
+    raise LookupError(f"step {request.step} of {request.run_id} has no call {request.call_id}")
 
 
 async def _invoke(

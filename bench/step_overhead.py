@@ -71,8 +71,12 @@ async def plain_loop(registry: Registry, script: Script) -> float:
     started = time.perf_counter()
     setup = await scenario.run_setup(ARGS)
     messages = [Message(role="user", content=setup.prompt)]
+
+    async def conversation() -> list[Message]:
+        return messages
+
     for step in range(1, len(script.steps) + 1):
-        reply = (await model.complete(messages, tools, step)).message
+        reply = (await model.complete(conversation, tools, step)).message
         messages.append(reply)
         if not reply.tool_calls:
             break

@@ -13,6 +13,7 @@ import functools
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -114,6 +115,12 @@ def _aware(value: datetime | None) -> datetime | None:
 
 class RunNotFoundError(LookupError):
     pass
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    events: dict[str, EventView]
+    state: dict[str, Any] | None
 
 
 class TraceStore:
@@ -283,6 +290,20 @@ class TraceStore:
         def work() -> EventView | None:
             with self._reader.connect() as conn:
                 return _event_by_key(conn, run_id, key)
+
+        return await self._call(work)
+
+    async def snapshot(self, run_id: str, keys: list[str]) -> Snapshot:
+        """The events recorded under `keys` and the environment state, in one read."""
+
+        def work() -> Snapshot:
+            with self._reader.connect() as conn:
+                rows = conn.execute(
+                    select(events).where(events.c.run_id == run_id, events.c.key.in_(keys))
+                )
+                found = {row.key: _event_view(row._mapping) for row in rows}
+                state = conn.scalar(select(env_states.c.state).where(env_states.c.run_id == run_id))
+            return Snapshot(events=found, state=dict(state) if state is not None else None)
 
         return await self._call(work)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from pydantic import BaseModel
@@ -14,7 +15,12 @@ class Completion(BaseModel):
     usage: Usage
 
 
+ConversationLoader = Callable[[], Awaitable[list[Message]]]
+
+
 class ModelProvider(Protocol):
     async def complete(
-        self, messages: list[Message], tools: list[ToolInfo], step: int
-    ) -> Completion: ...
+        self, conversation: ConversationLoader, tools: list[ToolInfo], step: int
+    ) -> Completion:
+        """The model's next message; `conversation` reads the messages so far from the store."""
+        ...

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
-from activities.providers.base import Completion
+from activities.providers.base import Completion, ConversationLoader
 from loopline.models import Message, Script, ScriptedStep, ToolCall, ToolInfo, Usage
 
 EXHAUSTED_ANSWER = "(the script has no more steps)"
@@ -19,8 +19,9 @@ class ScriptedModel:
         self._script = script
 
     async def complete(
-        self, messages: list[Message], tools: list[ToolInfo], step: int
+        self, conversation: ConversationLoader, tools: list[ToolInfo], step: int
     ) -> Completion:
+        """Play turn `step`; the script ignores the conversation, so it is never loaded."""
         turn = self._turn(step)
         if turn.delay_seconds:
             await asyncio.sleep(turn.delay_seconds)
