@@ -99,9 +99,6 @@ env_states = Table(
     Column("state", JSON),
 )
 
-_SEQ_CONFLICT_RETRIES = 8
-
-
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -136,8 +133,8 @@ class TraceStore:
         if sqlite:
             _ensure_sqlite_folder(url)
         self._reader = create_engine(url)
-        # SQLite writers take the write lock up front (BEGIN IMMEDIATE) so that two writers
-        # never both read max(seq) and then collide.
+        # SQLite writers take the write lock up front (BEGIN IMMEDIATE): a deferred
+        # transaction that reads and then writes fails at once when another writer is in.
         self._writer = create_engine(url) if sqlite else self._reader
         if sqlite:
             _configure_sqlite(self._reader, immediate=False)
@@ -270,21 +267,23 @@ class TraceStore:
                 prompt_tokens=runs.c.prompt_tokens + usage.prompt_tokens,
                 completion_tokens=runs.c.completion_tokens + usage.completion_tokens,
             )
-        for _ in range(_SEQ_CONFLICT_RETRIES):
-            try:
-                with self._writer.begin() as conn:
-                    existing = _event_by_key(conn, run_id, key)
-                    if existing is not None:
-                        return existing, False
-                    written = _append(conn, run_id, key, type_, data)
-                    if state is not None:
-                        _save_state(conn, run_id, state)
-                    if changes:
-                        conn.execute(update(runs).where(runs.c.run_id == run_id).values(**changes))
-                    return written, True
-            except IntegrityError:
-                continue  # a concurrent writer took this seq or this key: look again
-        raise RuntimeError(f"could not append event {key!r} to run {run_id!r}")
+        with self._writer.begin() as conn:
+            # Writers of one run queue on its row (SQLite: on BEGIN IMMEDIATE), so that
+            # max(seq) + 1 is free and a concurrent writer of the same key sees it recorded.
+            locked = conn.execute(
+                select(runs.c.run_id).where(runs.c.run_id == run_id).with_for_update()
+            ).first()
+            if locked is None:
+                raise RunNotFoundError(f"no run {run_id!r}")
+            existing = _event_by_key(conn, run_id, key)
+            if existing is not None:
+                return existing, False
+            written = _append(conn, run_id, key, type_, data)
+            if state is not None:
+                _save_state(conn, run_id, state)
+            if changes:
+                conn.execute(update(runs).where(runs.c.run_id == run_id).values(**changes))
+            return written, True
 
     async def event_by_key(self, run_id: str, key: str) -> EventView | None:
         def work() -> EventView | None:

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
 from pydantic import BaseModel
+from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.exc import OperationalError
 
 from loopline.models import EventType, RunSpec, Usage
 from loopline.store import TraceStore, open_store
@@ -19,11 +24,40 @@ class Box(BaseModel):
     items: list[int]
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[TraceStore]:
-    async with open_store(f"sqlite:///{tmp_path / 'trace.db'}") as opened:
-        assert await opened.create_run("r1", "hash", SPEC) is None
-        yield opened
+POSTGRES_SERVER = os.environ.get(
+    "LOOPLINE_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+@contextmanager
+def scratch_postgres_database() -> Iterator[str]:
+    """A database of its own on the test server, dropped afterwards."""
+    name = f"loopline_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_SERVER, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except OperationalError as error:
+        admin.dispose()
+        pytest.skip(f"no PostgreSQL reachable at {POSTGRES_SERVER}: {error.orig}")
+    try:
+        yield make_url(POSTGRES_SERVER).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[TraceStore]:
+    with ExitStack() as stack:
+        if request.param == "sqlite":
+            url = f"sqlite:///{tmp_path / 'trace.db'}"
+        else:
+            url = stack.enter_context(scratch_postgres_database())
+        async with open_store(url) as opened:
+            assert await opened.create_run("r1", "hash", SPEC) is None
+            yield opened
 
 
 async def test_same_key_is_recorded_once_with_its_first_state(store: TraceStore) -> None:
