@@ -99,6 +99,7 @@ env_states = Table(
     Column("state", JSON),
 )
 
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

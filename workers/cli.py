@@ -16,7 +16,7 @@ from workers.embedded import EmbeddedOptions, run_embedded
 from workers.serve import api_server, run_worker_until, serve_api_until
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="loopline", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -69,7 +69,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     settings = get_settings()
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
