@@ -197,7 +197,7 @@ class RunService:
         handle = self._client.get_workflow_handle(workflow_id_for(run_id))
         try:
             await asyncio.wait_for(handle.result(), timeout=seconds)
-        except (TimeoutError, WorkflowFailureError):
+        except (TimeoutError, WorkflowFailureError, RPCError):
             return  # the store holds the outcome, or says the run is still going
 
     def _ui_link(self, workflow_id: str) -> str | None:

@@ -137,6 +137,9 @@ def open_ticket(shop: Shop, context: ToolContext, order_id: str, subject: str) -
 @orders.scenario(description="A delivered order arrived damaged: refund it in full, log a ticket.")
 def refund_damaged(customer: str, order_id: str) -> Setup:
     shop = seeded_shop()
+    if shop.orders.get(order_id, None) is None or shop.orders[order_id].customer != customer:
+        mine = [order.order_id for order in shop.orders.values() if order.customer == customer]
+        raise ValueError(f"customer {customer!r} has no order {order_id!r}; theirs: {mine}")
     return Setup(
         prompt=(
             f"Customer {customer} writes: my order {order_id} arrived damaged. "

@@ -74,6 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     code = asyncio.run(_run(args, settings))
     sys.stdout.flush()
     sys.stderr.flush()

@@ -122,6 +122,26 @@ async def test_model_errors_go_back_to_the_model(api: httpx.AsyncClient) -> None
     assert "no entry for 'Atlantis'" in tool_results[2]["content"]
 
 
+async def test_failing_setup_fails_the_run_at_once_and_tears_down(
+    api: httpx.AsyncClient, temporal_client: Client
+) -> None:
+    body = run_body(
+        "orders",
+        "refund_damaged",
+        {"customer": "ada", "order_id": "B-2001"},
+        answer_step("never asked"),
+        sync=True,
+        timeout=60,
+    )
+    run = await start(api, body)
+    assert run["status"] == "failed"
+    assert run["stop_reason"] == "error"
+    assert "customer 'ada' has no order 'B-2001'" in run["error"]
+    assert run["steps"] == 0 and run["torn_down"] is True
+    description = await temporal_client.get_workflow_handle(run["workflow_id"]).describe()
+    assert description.status == WorkflowExecutionStatus.FAILED
+
+
 async def test_max_steps_stops_an_agent_that_never_finishes(api: httpx.AsyncClient) -> None:
     body = run_body(
         "trivia", "capital", {"country": "Peru"}, tool_step("lookup", topic="Peru"), repeat=True
