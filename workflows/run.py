@@ -90,12 +90,14 @@ class RunWorkflow:
         run = self._run
         try:
             self._details("setting up the scenario")
-            await workflow.execute_activity_method(
-                ScenarioActivities.setup,
-                run,
-                start_to_close_timeout=LIFECYCLE_TIMEOUT,
-                retry_policy=RETRY,
-                summary=f"setup {run.environment}/{run.scenario}",
+            await _cancellable(
+                workflow.execute_activity_method(
+                    ScenarioActivities.setup,
+                    run,
+                    start_to_close_timeout=LIFECYCLE_TIMEOUT,
+                    retry_policy=RETRY,
+                    summary=f"setup {run.environment}/{run.scenario}",
+                )
             )
             if self._state.cancel_requested:
                 return RunStatus.cancelled, StopReason.cancelled, None
@@ -104,12 +106,14 @@ class RunWorkflow:
             if stop_reason is StopReason.cancelled:
                 return RunStatus.cancelled, stop_reason, None
             self._details("evaluating")
-            evaluation = await workflow.execute_activity_method(
-                ScenarioActivities.evaluate,
-                EvaluateInput(run_id=run.run_id, stop_reason=stop_reason),
-                start_to_close_timeout=LIFECYCLE_TIMEOUT,
-                retry_policy=RETRY,
-                summary=f"evaluate {run.scenario}",
+            evaluation = await _cancellable(
+                workflow.execute_activity_method(
+                    ScenarioActivities.evaluate,
+                    EvaluateInput(run_id=run.run_id, stop_reason=stop_reason),
+                    start_to_close_timeout=LIFECYCLE_TIMEOUT,
+                    retry_policy=RETRY,
+                    summary=f"evaluate {run.scenario}",
+                )
             )
         except ActivityError as error:
             return RunStatus.failed, StopReason.error, _describe(error)
@@ -152,20 +156,15 @@ class RunWorkflow:
     async def _local(
         self, method: Callable[[Any, InputT], Awaitable[OutputT]], arg: InputT, summary: str
     ) -> OutputT:
-        try:
-            return await workflow.execute_local_activity_method(
+        return await _cancellable(
+            workflow.execute_local_activity_method(
                 method,
                 arg,
                 start_to_close_timeout=LOCAL_STEP_TIMEOUT,
                 retry_policy=RETRY,
                 summary=summary,
             )
-        except ActivityError as error:
-            # An activity cut short because the loop was cancelled (cancel, deadline) is the
-            # loop's cancellation, not a failure of the run.
-            if isinstance(error.cause, CancelledError):
-                raise asyncio.CancelledError(summary) from error
-            raise
+        )
 
     async def _finish(
         self, status: RunStatus, stop_reason: StopReason, error: str | None
@@ -204,6 +203,20 @@ class RunWorkflow:
     def _details(self, text: str) -> None:
         self._state.waiting_on = text
         workflow.set_current_details(text)
+
+
+async def _cancellable(activity: Awaitable[OutputT]) -> OutputT:
+    """Await an activity; one cut short by a cancellation re-raises that cancellation.
+
+    The SDK reports an activity cancelled under us (cancel signal, deadline, a cancel sent
+    through Temporal) as an ActivityError; it is the caller's cancellation, not a failure.
+    """
+    try:
+        return await activity
+    except ActivityError as error:
+        if isinstance(error.cause, CancelledError):
+            raise asyncio.CancelledError(str(error)) from error
+        raise
 
 
 def _describe(error: ActivityError) -> str:

@@ -189,6 +189,26 @@ async def test_cancel_mid_run_ends_cancelled_after_teardown(api: httpx.AsyncClie
     assert again.status_code == 409
 
 
+async def test_cancel_through_temporal_still_tears_down(
+    api: httpx.AsyncClient, temporal_client: Client
+) -> None:
+    body = run_body(
+        "trivia",
+        "capital",
+        {"country": "Peru"},
+        tool_step("lookup", 0.2, topic="Peru"),
+        repeat=True,
+    )
+    run = await start(api, {**body, "max_steps": 500})
+    await wait_for_steps(api, run["run_id"], 2)
+    handle = temporal_client.get_workflow_handle(run["workflow_id"])
+    await handle.cancel()
+    ended = await wait_for_run(api, run["run_id"])
+    assert (ended["status"], ended["stop_reason"]) == ("cancelled", "cancelled")
+    assert ended["torn_down"] is True
+    assert (await handle.describe()).status == WorkflowExecutionStatus.CANCELED
+
+
 async def test_temporal_shows_search_attributes_and_state(
     api: httpx.AsyncClient, temporal_client: Client
 ) -> None:
