@@ -6,6 +6,7 @@ activities, so a worker restart between setup, any tool call and evaluation lose
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import typing
@@ -130,13 +131,18 @@ class Tool:
             skip=lambda ann: ann is ToolContext or (state_type is not None and ann is state_type),
         )
 
-    def info(self) -> ToolInfo:
+    @functools.cached_property
+    def _info(self) -> ToolInfo:
         return ToolInfo(
             name=self.name,
             description=self.description,
             parameters=_schema(self.arguments_model),
             stop=self.stop,
         )
+
+    def info(self) -> ToolInfo:
+        """What the model is shown; built once, since generating the schema is costly."""
+        return self._info.model_copy(deep=True)
 
     async def invoke(
         self, arguments: dict[str, Any], state: BaseModel | None, context: ToolContext
