@@ -43,10 +43,20 @@ def initial_search_attributes(run: RunInput) -> TypedSearchAttributes:
     )
 
 
+class TemporalUnreachableError(ConnectionError):
+    pass
+
+
 async def connect(address: str, namespace: str) -> Client:
-    return await Client.connect(
-        address, namespace=namespace, data_converter=pydantic_data_converter
-    )
+    try:
+        return await Client.connect(
+            address, namespace=namespace, data_converter=pydantic_data_converter
+        )
+    except RuntimeError as error:
+        raise TemporalUnreachableError(
+            f"cannot reach Temporal at {address} (namespace {namespace}): {error}. "
+            "Start it (`loopline up` runs one) or set LOOPLINE_TEMPORAL_ADDRESS."
+        ) from error
 
 
 async def ensure_search_attributes(client: Client, namespace: str) -> None:

@@ -11,8 +11,9 @@ import sys
 from pathlib import Path
 
 from loopline.settings import Settings, get_settings
+from loopline.temporal import TemporalUnreachableError, connect
 from workers.demo import run_demo
-from workers.embedded import EmbeddedOptions, run_embedded
+from workers.embedded import EmbeddedOptions, PortInUseError, run_embedded
 from workers.serve import api_server, run_worker_until, serve_api_until
 
 
@@ -55,7 +56,8 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         await run_worker_until(settings, stop, None)
         return 0
     if args.command == "api":
-        await serve_api_until(api_server(settings, args.host, args.port, None), stop)
+        client = await connect(settings.temporal_address, settings.temporal_namespace)
+        await serve_api_until(api_server(settings, args.host, args.port, client), stop)
         return 0
     options = EmbeddedOptions(
         data_dir=args.data_dir,
@@ -75,7 +77,11 @@ def main(argv: list[str] | None = None) -> None:
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    code = asyncio.run(_run(args, settings))
+    try:
+        code = asyncio.run(_run(args, settings))
+    except (TemporalUnreachableError, PortInUseError) as error:
+        print(f"loopline: {error}", file=sys.stderr)
+        code = 2
     sys.stdout.flush()
     sys.stderr.flush()
     # temporalio/sdk-python#300: a process that used a Temporal client may crash while the

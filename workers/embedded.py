@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,10 @@ ONE_PARTITION = [
 ]
 
 
+class PortInUseError(OSError):
+    pass
+
+
 @dataclass(frozen=True)
 class EmbeddedOptions:
     data_dir: Path
@@ -36,6 +41,12 @@ class EmbeddedOptions:
 
 async def run_embedded(options: EmbeddedOptions, base: Settings, stop: asyncio.Event) -> bool:
     """Run until `stop` is set; returns false when the demo did not earn its rewards."""
+    for port, role, flag in (
+        (options.api_port, "the API", "--api-port"),
+        (options.temporal_port, "Temporal", "--temporal-port"),
+        (options.ui_port, "the Temporal UI", "--ui-port"),
+    ):
+        _ensure_free(options.host, port, role, flag)
     options.data_dir.mkdir(parents=True, exist_ok=True)
     server = await WorkflowEnvironment.start_local(
         namespace=base.temporal_namespace,
@@ -81,3 +92,15 @@ async def run_embedded(options: EmbeddedOptions, base: Settings, stop: asyncio.E
         stop.set()
         await server.shutdown()
     return demo_ok
+
+
+def _ensure_free(host: str, port: int, role: str, flag: str) -> None:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise PortInUseError(
+                f"port {port} for {role} is taken ({error.strerror}): "
+                f"stop what holds it or choose another with {flag}"
+            ) from error
