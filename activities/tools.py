@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from temporalio import activity
 
 from activities.base import StoreActivities
+from activities.errors import permanent
 from activities.model_step import model_key
 from loopline.environment import Environment, ToolContext, ToolError
 from loopline.models import (
@@ -62,7 +63,11 @@ def _find_call(reply: EventView | None, request: ToolCallInput) -> ToolCall:
     for call in calls:
         if call.id == request.call_id:
             return call
-    raise LookupError(f"step {request.step} of {request.run_id} has no call {request.call_id}")
+    # The workflow only asks for calls the model step reported; no retry can mend this.
+    raise permanent(
+        f"step {request.step} of run {request.run_id} has no tool call {request.call_id!r}",
+        "UnknownToolCall",
+    )
 
 
 async def _invoke(
