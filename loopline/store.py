@@ -124,12 +124,11 @@ class Snapshot:
 class TraceStore:
     """Async facade over SQLAlchemy Core: each call runs one unit of work in a store thread.
 
-    One thread hop per call (instead of one per statement, as async drivers do) keeps an
-    event append under a millisecond on SQLite.
+    One thread hop per call instead of one per statement (as aiosqlite does) took an event
+    append on SQLite from ~5.5 ms to ~2 ms here, and a read from ~2 ms to ~0.5 ms.
     """
 
     def __init__(self, url: str) -> None:
-        self.url = url
         sqlite = make_url(url).get_backend_name() == "sqlite"
         if sqlite:
             _ensure_sqlite_folder(url)

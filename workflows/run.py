@@ -90,14 +90,8 @@ class RunWorkflow:
         run = self._run
         try:
             self._details("setting up the scenario")
-            await _cancellable(
-                workflow.execute_activity_method(
-                    ScenarioActivities.setup,
-                    run,
-                    start_to_close_timeout=LIFECYCLE_TIMEOUT,
-                    retry_policy=RETRY,
-                    summary=f"setup {run.environment}/{run.scenario}",
-                )
+            await _lifecycle(
+                ScenarioActivities.setup, run, f"setup {run.environment}/{run.scenario}"
             )
             if self._state.cancel_requested:
                 return RunStatus.cancelled, StopReason.cancelled, None
@@ -106,14 +100,10 @@ class RunWorkflow:
             if stop_reason is StopReason.cancelled:
                 return RunStatus.cancelled, stop_reason, None
             self._details("evaluating")
-            evaluation = await _cancellable(
-                workflow.execute_activity_method(
-                    ScenarioActivities.evaluate,
-                    EvaluateInput(run_id=run.run_id, stop_reason=stop_reason),
-                    start_to_close_timeout=LIFECYCLE_TIMEOUT,
-                    retry_policy=RETRY,
-                    summary=f"evaluate {run.scenario}",
-                )
+            evaluation = await _lifecycle(
+                ScenarioActivities.evaluate,
+                EvaluateInput(run_id=run.run_id, stop_reason=stop_reason),
+                f"evaluate {run.scenario}",
             )
         except ActivityError as error:
             return RunStatus.failed, StopReason.error, _describe(error)
@@ -135,7 +125,7 @@ class RunWorkflow:
         for step in range(1, run.max_steps + 1):
             self._state.step = step
             self._details(f"step {step}/{run.max_steps} · waiting on model {run.model}")
-            reply = await self._local(
+            reply = await _local(
                 ModelActivities.model_step,
                 StepRef(run_id=run.run_id, step=step, model=run.model),
                 f"step {step} · {run.model}",
@@ -144,7 +134,7 @@ class RunWorkflow:
                 return StopReason.answered
             for call in reply.tool_calls:
                 self._details(f"step {step}/{run.max_steps} · running tool {call.name}")
-                result = await self._local(
+                result = await _local(
                     ToolActivities.call_tool,
                     ToolCallInput(run_id=run.run_id, step=step, call_id=call.id),
                     f"tool {call.name}",
@@ -153,25 +143,12 @@ class RunWorkflow:
                     return StopReason.stop_tool
         return StopReason.max_steps
 
-    async def _local(
-        self, method: Callable[[Any, InputT], Awaitable[OutputT]], arg: InputT, summary: str
-    ) -> OutputT:
-        return await _cancellable(
-            workflow.execute_local_activity_method(
-                method,
-                arg,
-                start_to_close_timeout=LOCAL_STEP_TIMEOUT,
-                retry_policy=RETRY,
-                summary=summary,
-            )
-        )
-
     async def _finish(
         self, status: RunStatus, stop_reason: StopReason, error: str | None
     ) -> RunResult:
         run = self._run
         self._details("tearing down")
-        await workflow.execute_activity_method(
+        await _lifecycle(
             ScenarioActivities.teardown,
             TeardownInput(
                 run_id=run.run_id,
@@ -180,9 +157,7 @@ class RunWorkflow:
                 steps=self._state.step,
                 error=error,
             ),
-            start_to_close_timeout=LIFECYCLE_TIMEOUT,
-            retry_policy=RETRY,
-            summary="teardown",
+            "teardown",
         )
         self._state.status = status
         self._state.stop_reason = stop_reason
@@ -203,6 +178,34 @@ class RunWorkflow:
     def _details(self, text: str) -> None:
         self._state.waiting_on = text
         workflow.set_current_details(text)
+
+
+async def _lifecycle(
+    method: Callable[[Any, InputT], Awaitable[OutputT]], arg: InputT, summary: str
+) -> OutputT:
+    return await _cancellable(
+        workflow.execute_activity_method(
+            method,
+            arg,
+            start_to_close_timeout=LIFECYCLE_TIMEOUT,
+            retry_policy=RETRY,
+            summary=summary,
+        )
+    )
+
+
+async def _local(
+    method: Callable[[Any, InputT], Awaitable[OutputT]], arg: InputT, summary: str
+) -> OutputT:
+    return await _cancellable(
+        workflow.execute_local_activity_method(
+            method,
+            arg,
+            start_to_close_timeout=LOCAL_STEP_TIMEOUT,
+            retry_policy=RETRY,
+            summary=summary,
+        )
+    )
 
 
 async def _cancellable(activity: Awaitable[OutputT]) -> OutputT:
