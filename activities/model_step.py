@@ -1,22 +1,41 @@
-"""One model step: read the conversation from the store, ask the model, record its reply."""
+"""One model step: read the context from the store, ask the model, record its reply."""
 
 from __future__ import annotations
-
-import functools
 
 from temporalio import activity
 
 from activities.base import StoreActivities
-from activities.errors import permanent
-from activities.providers import UnknownModelError, provider_for
-from loopline.models import EventType, Message, ModelStepResult, StepRef, ToolCallRef
+from activities.context import Summary, compose, cut_point, summary_due, summary_request
+from activities.model_calls import ModelCaller, Priced
+from activities.providers import Ask, Purpose
+from activities.token_stream import token_stream
+from loopline.models import (
+    EventType,
+    Message,
+    ModelStepResult,
+    RunSpec,
+    StepRef,
+    ToolCallRef,
+)
+from loopline.registry import Registry
+from loopline.store import TraceStore
+
+MODEL_SECRET = "model"
 
 
 def model_key(step: int) -> str:
     return f"step-{step}:model"
 
 
+def summary_key(step: int) -> str:
+    return f"step-{step}:summary"
+
+
 class ModelActivities(StoreActivities):
+    def __init__(self, store: TraceStore, registry: Registry, caller: ModelCaller) -> None:
+        super().__init__(store, registry)
+        self.caller = caller
+
     @activity.defn(name="model_step")
     async def model_step(self, ref: StepRef) -> ModelStepResult:
         recorded = await self.store.event_by_key(ref.run_id, model_key(ref.step))
@@ -32,22 +51,75 @@ class ModelActivities(StoreActivities):
     async def _ask_model(self, ref: StepRef) -> Message:
         spec = await self.spec(ref.run_id)
         environment = self.environment(spec)
-        try:
-            provider = provider_for(spec)
-        except UnknownModelError as error:
-            raise permanent(str(error), "UnknownModel") from error
+        if summary_due(spec.llm, ref.step):
+            await self._summarise(ref, spec)
         tools = [tool.info() for tool in environment.tools.values()]
-        completion = await provider.complete(
-            functools.partial(self.store.conversation, ref.run_id), tools, ref.step
-        )
-        message = completion.message
+
+        async def context() -> list[Message]:
+            messages = await self.store.conversation(ref.run_id)
+            return compose(messages, await self._latest_summary(ref.run_id))
+
+        async with token_stream(ref.step, Purpose.agent, spec.llm) as stream:
+            priced = await self.caller.call(
+                ref.run_id,
+                spec.llm,
+                MODEL_SECRET,
+                spec.script,
+                Ask(context, tools, ref.step, Purpose.agent, stream.push if stream else None),
+            )
+        message = priced.completion.message
         final_answer = {} if message.tool_calls else {"answer": message.content}
         recorded, _ = await self.store.record(
             ref.run_id,
             model_key(ref.step),
             EventType.message,
-            message.model_dump(),
-            usage=completion.usage,
+            {**message.model_dump(), **_call_facts(priced)},
+            usage=priced.completion.usage,
             run_fields={"steps": ref.step, **final_answer},
         )
         return Message.model_validate(recorded.data)
+
+    async def _summarise(self, ref: StepRef, spec: RunSpec) -> None:
+        if await self.store.event_by_key(ref.run_id, summary_key(ref.step)) is not None:
+            return
+        messages = await self.store.conversation(ref.run_id)
+        previous = await self._latest_summary(ref.run_id)
+        cut = cut_point(messages, spec.llm.context_stride)
+        if cut <= (previous.covers if previous else 0):
+            return
+        request = summary_request(messages, previous, cut)
+
+        async def transcript() -> list[Message]:
+            return request
+
+        priced = await self.caller.call(
+            ref.run_id,
+            spec.llm,
+            MODEL_SECRET,
+            spec.script,
+            Ask(transcript, [], ref.step, Purpose.summary),
+        )
+        summary = Summary(content=priced.completion.message.content, covers=cut)
+        await self.store.record(
+            ref.run_id,
+            summary_key(ref.step),
+            EventType.summary,
+            {**summary.model_dump(), **_call_facts(priced)},
+            usage=priced.completion.usage,
+        )
+
+    async def _latest_summary(self, run_id: str) -> Summary | None:
+        event = await self.store.last_event(run_id, EventType.summary)
+        return Summary.model_validate(event.data) if event else None
+
+
+def _call_facts(priced: Priced) -> dict[str, object]:
+    completion = priced.completion
+    facts: dict[str, object] = {
+        "usage": completion.usage.model_dump(),
+        "finish_reason": completion.finish_reason,
+        "provider_latency_ms": round(priced.latency_ms, 1),
+    }
+    if completion.logprobs is not None:
+        facts["logprobs"] = [item.model_dump() for item in completion.logprobs]
+    return facts

@@ -20,6 +20,7 @@ from loopline.store import utcnow
 
 SETUP_KEY = "setup"
 SYSTEM_KEY = "setup:system"
+PERSONA_KEY = "setup:persona"
 EVALUATE_KEY = "evaluate"
 TEARDOWN_KEY = "teardown"
 
@@ -40,10 +41,13 @@ class ScenarioActivities(StoreActivities):
                 f"setup of scenario {spec.scenario!r} failed: {type(error).__name__}: {error}",
                 "ScenarioSetupFailed",
             ) from error
-        system_prompt = setup.system_prompt or environment.system_prompt
+        system_prompt = spec.llm.system_prompt or setup.system_prompt or environment.system_prompt
         if system_prompt:
             message = Message(role="system", content=system_prompt)
             await self.store.record(run.run_id, SYSTEM_KEY, EventType.message, message.model_dump())
+        if setup.user_persona:
+            persona = {"persona": setup.user_persona}
+            await self.store.record(run.run_id, PERSONA_KEY, EventType.log, persona)
         prompt = Message(role="user", content=setup.prompt)
         await self.store.record(
             run.run_id,
@@ -90,8 +94,9 @@ class ScenarioActivities(StoreActivities):
 
     @activity.defn(name="teardown")
     async def teardown(self, request: TeardownInput) -> None:
-        """Release the environment and record the final status; runs after every ending."""
+        """Release the environment, drop the run's keys and record the final status."""
         spec = await self.spec(request.run_id)
+        await self.store.drop_secrets(request.run_id)
         hook_error: str | None = None
         try:
             environment = self.registry.environment(spec.environment)

@@ -12,6 +12,7 @@ from api.errors import install_error_handlers
 from api.routes import environments, runs
 from api.service import RunService
 from loopline.registry import Registry
+from loopline.secrets import load_secret_box
 from loopline.settings import Settings
 from loopline.store import open_store
 from loopline.temporal import connect
@@ -26,7 +27,12 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
         temporal = client or await connect(settings.temporal_address, settings.temporal_namespace)
         async with open_store(settings.database_url) as store:
             app.state.service = RunService(
-                store, temporal, registry, settings.task_queue, settings.temporal_ui_url
+                store,
+                temporal,
+                registry,
+                load_secret_box(settings),
+                settings.task_queue,
+                settings.temporal_ui_url,
             )
             yield
 

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from loopline.store import RunNotFoundError
@@ -33,7 +35,34 @@ def _detail(loc: list[Any], message: str, kind: str) -> dict[str, Any]:
     return {"detail": [{"loc": loc, "msg": message, "type": kind}]}
 
 
+SECRET_FIELDS = frozenset({"api_key", "provider_api_keys"})
+
+
+def _without_secrets(value: Any) -> Any:
+    """FastAPI echoes the rejected input; keys sent with it must not come back."""
+    if isinstance(value, dict):
+        return {
+            key: "**********" if key in SECRET_FIELDS else _without_secrets(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_without_secrets(item) for item in value]
+    return value
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, error: RequestValidationError) -> JSONResponse:
+        errors = []
+        for item in error.errors():
+            item = dict(item)
+            if any(part in SECRET_FIELDS for part in item.get("loc", ())):
+                item["input"] = "**********"
+            elif "input" in item:
+                item["input"] = _without_secrets(item["input"])
+            errors.append(item)
+        return JSONResponse(status_code=422, content=jsonable_encoder({"detail": errors}))
+
     @app.exception_handler(InvalidRequestError)
     async def _invalid(_: Request, error: InvalidRequestError) -> JSONResponse:
         return JSONResponse(status_code=422, content=_detail(error.loc, error.message, "invalid"))

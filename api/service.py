@@ -8,19 +8,18 @@ import json
 import uuid
 from typing import Any
 
-from pydantic import ValidationError
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from api.errors import ConflictError, InvalidRequestError, UnavailableError
-from loopline.environment import Scenario
+from api.errors import ConflictError, UnavailableError
+from api.run_requests import resolve
 from loopline.models import (
-    SCRIPTED_MODEL,
     CancelRequest,
     EnvironmentInfo,
     EventView,
+    Provider,
     RunInput,
     RunPage,
     RunRequest,
@@ -29,11 +28,10 @@ from loopline.models import (
     RunView,
 )
 from loopline.registry import Registry
+from loopline.secrets import SecretBox
 from loopline.store import TraceStore, workflow_id_for
 from loopline.temporal import initial_search_attributes
 from workflows.run import RunWorkflow
-
-SERVED_MODELS = (SCRIPTED_MODEL,)
 
 
 class RunService:
@@ -42,12 +40,14 @@ class RunService:
         store: TraceStore,
         client: Client,
         registry: Registry,
+        secrets: SecretBox,
         task_queue: str,
         temporal_ui_url: str | None,
     ) -> None:
         self._store = store
         self._client = client
         self._registry = registry
+        self._secrets = secrets
         self._task_queue = task_queue
         self._temporal_ui_url = temporal_ui_url
 
@@ -63,10 +63,12 @@ class RunService:
 
     async def start_run(self, request: RunRequest) -> tuple[RunView, bool]:
         """Start a run, or return the one already started with this run id and body."""
-        spec = self._validated_spec(request)
+        resolved = resolve(request, self._registry)
+        spec = resolved.spec
         run_id = request.run_id or uuid.uuid4().hex
         identity = _identity_hash(request.identity())
-        existing_identity = await self._store.create_run(run_id, identity, spec)
+        sealed = self._secrets.seal(resolved.secrets) if resolved.secrets else None
+        existing_identity = await self._store.create_run(run_id, identity, spec, sealed)
         if existing_identity is not None and existing_identity != identity:
             raise ConflictError(
                 f"run id {run_id!r} is already used by a run with a different request; "
@@ -123,52 +125,10 @@ class RunService:
 
     # --- helpers -------------------------------------------------------------------------------
 
-    def _validated_spec(self, request: RunRequest) -> RunSpec:
-        scenario = self._scenario(request)
-        if request.model not in SERVED_MODELS:
-            raise InvalidRequestError(
-                ["body", "model"],
-                f"model {request.model!r} is not available; this deployment serves: "
-                f"{', '.join(SERVED_MODELS)}",
-            )
-        if request.model == SCRIPTED_MODEL and request.script is None:
-            raise InvalidRequestError(
-                ["body", "script"],
-                "model 'scripted' plays the script sent with the run: add "
-                '"script": {"steps": [{"tool_calls": [...]}, {"content": "final answer"}]}',
-            )
-        try:
-            args = scenario.validate_args(request.args)
-        except ValidationError as error:
-            first = error.errors()[0]
-            raise InvalidRequestError(
-                ["body", "args", *first["loc"]],
-                f"bad args for scenario {request.scenario!r}: {first['msg']} "
-                f"(at {'.'.join(str(p) for p in first['loc']) or 'args'}); "
-                f"expected schema: {json.dumps(scenario.info().args_schema)}",
-            ) from error
-        return RunSpec(
-            environment=request.environment,
-            scenario=request.scenario,
-            args=args,
-            model=request.model,
-            script=request.script,
-            max_steps=request.max_steps,
-        )
-
-    def _scenario(self, request: RunRequest) -> Scenario:
-        try:
-            self._registry.environment(request.environment)
-        except LookupError as error:
-            raise InvalidRequestError(["body", "environment"], str(error)) from error
-        try:
-            return self._registry.scenario(request.environment, request.scenario)
-        except LookupError as error:
-            raise InvalidRequestError(["body", "scenario"], str(error)) from error
-
     async def _start_workflow(
         self, run_id: str, spec: RunSpec, max_duration_seconds: int | None
     ) -> None:
+        user_llm = spec.user_llm
         run = RunInput(
             run_id=run_id,
             environment=spec.environment,
@@ -176,6 +136,10 @@ class RunService:
             model=spec.model,
             max_steps=spec.max_steps,
             max_duration_seconds=max_duration_seconds,
+            model_is_local=spec.llm.provider is Provider.scripted,
+            user_model=user_llm.label if user_llm else None,
+            user_model_is_local=user_llm is None or user_llm.provider is Provider.scripted,
+            max_user_turns=spec.max_user_turns,
         )
         try:
             await self._client.start_workflow(

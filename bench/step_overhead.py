@@ -22,13 +22,16 @@ import time
 import uuid
 from pathlib import Path
 
+from cryptography.fernet import Fernet
 from pydantic import BaseModel
 from temporalio.api.history.v1 import History
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from activities.model_calls import ModelCaller
 from activities.model_step import ModelActivities
+from activities.providers import Ask
 from activities.providers.scripted import ScriptedModel
 from activities.scenario import ScenarioActivities
 from activities.tools import ToolActivities
@@ -47,7 +50,9 @@ from loopline.models import (
     TeardownInput,
     ToolCallInput,
 )
+from loopline.pricing import PriceTable
 from loopline.registry import Registry
+from loopline.secrets import SecretBox
 from loopline.settings import DEFAULT_ENVIRONMENT_MODULES
 from loopline.store import TraceStore, open_store, workflow_id_for
 from loopline.temporal import SEARCH_ATTRIBUTES, initial_search_attributes, temporal_binary
@@ -76,7 +81,7 @@ async def plain_loop(registry: Registry, script: Script) -> float:
         return messages
 
     for step in range(1, len(script.steps) + 1):
-        reply = (await model.complete(conversation, tools, step)).message
+        reply = (await model.complete(Ask(conversation, tools, step))).message
         messages.append(reply)
         if not reply.tool_calls:
             break
@@ -116,9 +121,13 @@ async def create_run(store: TraceStore, script: Script) -> RunInput:
     )
 
 
+def bench_caller(store: TraceStore) -> ModelCaller:
+    return ModelCaller(store, SecretBox(Fernet.generate_key()), PriceTable.load(None))
+
+
 async def store_loop(store: TraceStore, registry: Registry, script: Script) -> float:
     scenario = ScenarioActivities(store, registry)
-    model = ModelActivities(store, registry)
+    model = ModelActivities(store, registry, bench_caller(store))
     tools = ToolActivities(store, registry)
     run = await create_run(store, script)
     started = time.perf_counter()
@@ -182,7 +191,9 @@ async def main(steps: int, repeats: int) -> None:
                 dev_server_extra_args=ONE_PARTITION,
             )
             try:
-                async with build_worker(server.client, "bench", store, registry):
+                async with build_worker(
+                    server.client, "bench", store, registry, bench_caller(store)
+                ):
                     await loopline_run(server.client, store, episode(5))  # warm-up
                     timed = [
                         await loopline_run(server.client, store, script) for _ in range(repeats)

@@ -49,6 +49,8 @@ class Setup:
     prompt: str
     state: BaseModel | None = None
     system_prompt: str | None = None
+    # Who a simulated user (the run's user_model) plays in multi-turn scenarios.
+    user_persona: str | None = None
 
 
 @dataclass

@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, computed_field
 
 RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 MAX_STEPS_LIMIT = 500
@@ -39,10 +39,13 @@ class StopReason(StrEnum):
     deadline = "deadline"
     cancelled = "cancelled"
     error = "error"
+    user_done = "user_done"
+    max_user_turns = "max_user_turns"
 
 
 class EventType(StrEnum):
     message = "message"
+    summary = "summary"
     status = "status"
     reward = "reward"
     log = "log"
@@ -55,6 +58,11 @@ class ToolCall(BaseModel):
     id: str
     name: str
     arguments: dict[str, Any] = Field(default_factory=dict)
+    invalid_arguments: str | None = Field(
+        default=None,
+        description="The model's argument text when it was not a JSON object; the tool is "
+        "not run and the model is told why.",
+    )
 
 
 class Message(BaseModel):
@@ -69,9 +77,26 @@ class Message(BaseModel):
 
 
 class Usage(BaseModel):
+    """Tokens and cost of model calls. Calls of a model without a known price add no cost
+    and are counted in `unpriced_calls`, so a total is never silently low."""
+
     model_calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    reasoning_tokens: int = 0
+    prompt_cost: float = 0.0
+    output_cost: float = 0.0
+    unpriced_calls: int = 0
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def cost_usd(self) -> float:
+        return self.prompt_cost + self.output_cost
+
+
+class TokenLogprob(BaseModel):
+    token: str
+    logprob: float
 
 
 # --- the scripted model ----------------------------------------------------------------------
@@ -109,6 +134,88 @@ class Script(BaseModel):
     )
 
 
+# --- model configuration ---------------------------------------------------------------------
+
+
+class Provider(StrEnum):
+    scripted = "scripted"
+    custom = "custom"
+    openai = "openai"
+    anthropic = "anthropic"
+    azure_openai = "azure-openai"
+    aws_bedrock = "aws-bedrock"
+    gcp = "gcp"
+
+    @property
+    def speaks_openai(self) -> bool:
+        return self in {Provider.custom, Provider.openai, Provider.azure_openai}
+
+
+class ModelConfig(BaseModel):
+    """Which model plays a part in a run and how it is called."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(min_length=1, max_length=200, description="e.g. gpt-4o, claude-sonnet-4-5")
+    provider: Provider = Field(
+        default=Provider.custom,
+        description="custom means an OpenAI-compatible server at base_url (vLLM, Ollama, ...).",
+    )
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="Used for this run only, stored encrypted and dropped when the run ends; "
+        "without it the workers' own key (OPENAI_API_KEY, ANTHROPIC_API_KEY, ...) is used.",
+    )
+    base_url: str | None = Field(default=None, pattern=r"^https?://", max_length=2000)
+    api_version: str | None = Field(default=None, description="azure-openai API version.")
+    region: str | None = Field(default=None, description="aws-bedrock / gcp region.")
+    project_id: str | None = Field(default=None, description="gcp project.")
+    temperature: float = Field(default=0.7, ge=0.0, le=2.0)
+    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
+    max_steps: int | None = Field(
+        default=None, ge=1, le=MAX_STEPS_LIMIT, description="Overrides the run's max_steps."
+    )
+    system_prompt: str | None = Field(default=None, max_length=100_000)
+    log_prob: bool = Field(default=False, description="Record token log-probabilities.")
+    summarize_every_n_turns: int = Field(default=0, ge=0, le=MAX_STEPS_LIMIT)
+    context_stride: int = Field(
+        default=3, ge=1, description="Recent exchanges kept verbatim when summarising."
+    )
+    stream: bool = Field(default=True, description="Stream tokens to live subscribers.")
+    timeout_seconds: float = Field(default=300.0, gt=0, le=3600)
+
+    @property
+    def label(self) -> str:
+        """How runs show the model: `provider/model`."""
+        if self.provider is Provider.scripted:
+            return SCRIPTED_MODEL
+        return f"{self.provider.value}/{self.model}"
+
+    def without_secret(self) -> ModelConfig:
+        return self.model_copy(update={"api_key": None})
+
+
+def parse_model(value: str | ModelConfig) -> ModelConfig:
+    """`scripted`, `provider/model` or a full config, as one config."""
+    if isinstance(value, ModelConfig):
+        return value
+    if value == SCRIPTED_MODEL:
+        return ModelConfig(model=SCRIPTED_MODEL, provider=Provider.scripted)
+    provider, slash, model = value.partition("/")
+    known = ", ".join(p.value for p in Provider if p is not Provider.scripted)
+    if not slash or not model:
+        raise ValueError(
+            f"model {value!r} does not say its provider: write 'provider/model' "
+            f"(e.g. 'openai/gpt-4o'; providers: {known}) or 'scripted'"
+        )
+    try:
+        return ModelConfig(model=model, provider=Provider(provider))
+    except ValueError:
+        raise ValueError(
+            f"unknown provider {provider!r} in {value!r}; providers: {known}"
+        ) from None
+
+
 # --- HTTP: runs ------------------------------------------------------------------------------
 
 
@@ -126,8 +233,25 @@ class RunRequest(BaseModel):
     environment: str = Field(min_length=1)
     scenario: str = Field(min_length=1)
     args: dict[str, Any] = Field(default_factory=dict)
-    model: str = Field(default=SCRIPTED_MODEL, min_length=1)
+    model: str | ModelConfig = Field(
+        default=SCRIPTED_MODEL,
+        description="'scripted', 'provider/model' (e.g. 'openai/gpt-4o') or a model config.",
+    )
+    provider_api_keys: dict[Provider, SecretStr] = Field(
+        default_factory=dict,
+        description="Keys by provider for models whose config carries no api_key; "
+        "never stored in clear text.",
+    )
     script: Script | None = Field(default=None, description="Required when model is 'scripted'.")
+    user_model: str | ModelConfig | None = Field(
+        default=None,
+        description="A second model that plays the user for multi-turn scenarios: when the "
+        "agent answers, it replies as the user, until it says it is done.",
+    )
+    user_script: Script | None = Field(
+        default=None, description="What a 'scripted' user_model says, turn by turn."
+    )
+    max_user_turns: int = Field(default=10, ge=1, le=MAX_STEPS_LIMIT)
     max_steps: int = Field(default=100, ge=1, le=MAX_STEPS_LIMIT)
     max_duration_seconds: int | None = Field(
         default=None, ge=1, le=30 * 24 * 3600, description="Deadline for the agent loop."
@@ -136,18 +260,31 @@ class RunRequest(BaseModel):
     timeout: int = Field(default=300, ge=30, le=600, description="Seconds to wait when sync.")
 
     def identity(self) -> dict[str, Any]:
-        """The fields that define the run; an idempotent retry must repeat them."""
-        return self.model_dump(mode="json", exclude={"run_id", "sync", "timeout"})
+        """The fields that define the run; an idempotent retry must repeat them.
+
+        Keys are left out: a retry may carry a rotated key and is still the same run.
+        """
+        identity = self.model_dump(
+            mode="json", exclude={"run_id", "sync", "timeout", "provider_api_keys"}
+        )
+        for part in ("model", "user_model"):
+            if isinstance(identity[part], dict):
+                identity[part].pop("api_key", None)
+        return identity
 
 
 class RunSpec(BaseModel):
-    """What the activities need to know about a run, kept in the trace store."""
+    """What the activities need to know about a run, kept in the trace store (no secrets)."""
 
     environment: str
     scenario: str
     args: dict[str, Any]
     model: str
+    llm: ModelConfig = Field(default_factory=lambda: parse_model(SCRIPTED_MODEL))
     script: Script | None = None
+    user_llm: ModelConfig | None = None
+    user_script: Script | None = None
+    max_user_turns: int = 0
     max_steps: int
 
 
@@ -221,6 +358,12 @@ class RunInput(BaseModel):
     model: str
     max_steps: int
     max_duration_seconds: int | None = None
+    model_is_local: bool = Field(
+        default=True, description="In-process model (scripted): run its steps as local activities."
+    )
+    user_model: str | None = None
+    user_model_is_local: bool = True
+    max_user_turns: int = 0
 
 
 class ToolCallRef(BaseModel):
@@ -236,6 +379,32 @@ class StepRef(BaseModel):
 
 class ModelStepResult(BaseModel):
     tool_calls: list[ToolCallRef]
+
+
+TOKENS_TOPIC = "tokens"
+
+
+class TokenDelta(BaseModel):
+    """Streamed model text, published on the run workflow's stream under TOKENS_TOPIC.
+
+    Items are coalesced (one per fraction of a second, not one per token). A retried model
+    call streams again from the start under a higher `attempt`.
+    """
+
+    step: int
+    attempt: int
+    purpose: str
+    text: str
+
+
+class UserTurnRef(BaseModel):
+    run_id: str
+    step: int
+    turn: int
+
+
+class UserTurnResult(BaseModel):
+    done: bool
 
 
 class ToolCallInput(BaseModel):

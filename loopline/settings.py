@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_ENVIRONMENT_MODULES = ("environments.orders", "environments.trivia")
@@ -26,6 +26,18 @@ class Settings(BaseSettings):
         description="Comma-separated Python modules that define environments.",
     )
     log_level: str = "INFO"
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Fernet key that encrypts per-run provider keys in the trace store; "
+        "the API and every worker need the same one. Unset: read from (or created at) "
+        "secret_key_file.",
+    )
+    secret_key_file: str = ".loopline/secret.key"
+    prices_file: str | None = Field(
+        default=None,
+        description="JSON file of model prices (USD per million tokens) that extends and "
+        'overrides the built-in table: {"my-model": {"input": 0.5, "output": 1.5}}.',
+    )
 
     @field_validator("environment_modules", mode="before")
     @classmethod

@@ -75,6 +75,10 @@ runs = Table(
     Column("model_calls", Integer, nullable=False, default=0),
     Column("prompt_tokens", Integer, nullable=False, default=0),
     Column("completion_tokens", Integer, nullable=False, default=0),
+    Column("reasoning_tokens", Integer, nullable=False, default=0),
+    Column("prompt_cost", Float, nullable=False, default=0.0),
+    Column("output_cost", Float, nullable=False, default=0.0),
+    Column("unpriced_calls", Integer, nullable=False, default=0),
     Column("torn_down", Boolean, nullable=False, default=False),
     Column("created_at", DateTime(timezone=True), nullable=False, index=True),
     Column("ended_at", DateTime(timezone=True)),
@@ -90,6 +94,14 @@ events = Table(
     Column("data", JSON, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("run_id", "key", name="uq_events_run_key"),
+)
+
+# Provider keys sent with a run, sealed by loopline.secrets; deleted at teardown.
+run_secrets = Table(
+    "run_secrets",
+    metadata,
+    Column("run_id", String(64), ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
+    Column("sealed", Text, nullable=False),
 )
 
 env_states = Table(
@@ -156,11 +168,15 @@ class TraceStore:
 
     # --- runs ----------------------------------------------------------------------------------
 
-    async def create_run(self, run_id: str, identity_hash: str, spec: RunSpec) -> str | None:
+    async def create_run(
+        self, run_id: str, identity_hash: str, spec: RunSpec, sealed_secrets: str | None = None
+    ) -> str | None:
         """Insert a pending run; if the id exists, return the identity hash it was made with."""
-        return await self._call(self._create_run, run_id, identity_hash, spec)
+        return await self._call(self._create_run, run_id, identity_hash, spec, sealed_secrets)
 
-    def _create_run(self, run_id: str, identity_hash: str, spec: RunSpec) -> str | None:
+    def _create_run(
+        self, run_id: str, identity_hash: str, spec: RunSpec, sealed_secrets: str | None
+    ) -> str | None:
         row = {
             "run_id": run_id,
             "identity_hash": identity_hash,
@@ -174,6 +190,8 @@ class TraceStore:
         try:
             with self._writer.begin() as conn:
                 conn.execute(runs.insert().values(**row))
+                if sealed_secrets is not None:
+                    conn.execute(run_secrets.insert().values(run_id=run_id, sealed=sealed_secrets))
             return None
         except IntegrityError:
             with self._reader.connect() as conn:
@@ -201,6 +219,22 @@ class TraceStore:
         if spec is None:
             raise RunNotFoundError(f"no run {run_id!r}")
         return RunSpec.model_validate(spec)
+
+    async def sealed_secrets(self, run_id: str) -> str | None:
+        def work() -> str | None:
+            with self._reader.connect() as conn:
+                return conn.scalar(
+                    select(run_secrets.c.sealed).where(run_secrets.c.run_id == run_id)
+                )
+
+        return await self._call(work)
+
+    async def drop_secrets(self, run_id: str) -> None:
+        def work() -> None:
+            with self._writer.begin() as conn:
+                conn.execute(run_secrets.delete().where(run_secrets.c.run_id == run_id))
+
+        await self._call(work)
 
     async def list_runs(
         self,
@@ -266,6 +300,10 @@ class TraceStore:
                 model_calls=runs.c.model_calls + usage.model_calls,
                 prompt_tokens=runs.c.prompt_tokens + usage.prompt_tokens,
                 completion_tokens=runs.c.completion_tokens + usage.completion_tokens,
+                reasoning_tokens=runs.c.reasoning_tokens + usage.reasoning_tokens,
+                prompt_cost=runs.c.prompt_cost + usage.prompt_cost,
+                output_cost=runs.c.output_cost + usage.output_cost,
+                unpriced_calls=runs.c.unpriced_calls + usage.unpriced_calls,
             )
         with self._writer.begin() as conn:
             # Writers of one run queue on its row (SQLite: on BEGIN IMMEDIATE), so that
@@ -319,6 +357,21 @@ class TraceStore:
         def work() -> list[EventView]:
             with self._reader.connect() as conn:
                 return [_event_view(row._mapping) for row in conn.execute(query)]
+
+        return await self._call(work)
+
+    async def last_event(self, run_id: str, type_: EventType) -> EventView | None:
+        query = (
+            select(events)
+            .where(events.c.run_id == run_id, events.c.type == type_.value)
+            .order_by(events.c.seq.desc())
+            .limit(1)
+        )
+
+        def work() -> EventView | None:
+            with self._reader.connect() as conn:
+                row = conn.execute(query).first()
+            return _event_view(row._mapping) if row is not None else None
 
         return await self._call(work)
 
@@ -397,6 +450,10 @@ def _run_view(row: Any) -> RunView:
             model_calls=row["model_calls"],
             prompt_tokens=row["prompt_tokens"],
             completion_tokens=row["completion_tokens"],
+            reasoning_tokens=row["reasoning_tokens"],
+            prompt_cost=row["prompt_cost"],
+            output_cost=row["output_cost"],
+            unpriced_calls=row["unpriced_calls"],
         ),
         created_at=_aware(row["created_at"]),
         ended_at=_aware(row["ended_at"]),

@@ -14,7 +14,7 @@ from loopline.registry import Registry
 from loopline.settings import Settings
 from loopline.store import open_store
 from loopline.temporal import connect, ensure_search_attributes
-from workers.worker import build_worker
+from workers.worker import build_worker, model_caller
 
 
 class ApiServer(uvicorn.Server):
@@ -43,8 +43,7 @@ async def run_worker_until(settings: Settings, stop: asyncio.Event, client: Clie
     registry = Registry.from_modules(settings.environment_modules)
     temporal = client or await connect(settings.temporal_address, settings.temporal_namespace)
     await ensure_search_attributes(temporal, settings.temporal_namespace)
-    async with (
-        open_store(settings.database_url) as store,
-        build_worker(temporal, settings.task_queue, store, registry),
-    ):
-        await stop.wait()
+    async with open_store(settings.database_url) as store:
+        caller = model_caller(store, settings)
+        async with build_worker(temporal, settings.task_queue, store, registry, caller):
+            await stop.wait()

@@ -7,19 +7,31 @@ from datetime import timedelta
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.model_calls import ModelCaller
 from activities.model_step import ModelActivities
 from activities.scenario import ScenarioActivities
+from activities.simulated_user import SimulatedUserActivities
 from activities.tools import ToolActivities
+from loopline.pricing import PriceTable
 from loopline.registry import Registry
+from loopline.secrets import load_secret_box
+from loopline.settings import Settings
 from loopline.store import TraceStore
 from workflows.run import RunWorkflow
 
 GRACEFUL_SHUTDOWN = timedelta(seconds=20)
 
 
-def build_worker(client: Client, task_queue: str, store: TraceStore, registry: Registry) -> Worker:
+def model_caller(store: TraceStore, settings: Settings) -> ModelCaller:
+    return ModelCaller(store, load_secret_box(settings), PriceTable.load(settings.prices_file))
+
+
+def build_worker(
+    client: Client, task_queue: str, store: TraceStore, registry: Registry, caller: ModelCaller
+) -> Worker:
     scenario = ScenarioActivities(store, registry)
-    model = ModelActivities(store, registry)
+    model = ModelActivities(store, registry, caller)
+    user = SimulatedUserActivities(store, registry, caller)
     tools = ToolActivities(store, registry)
     return Worker(
         client,
@@ -30,6 +42,7 @@ def build_worker(client: Client, task_queue: str, store: TraceStore, registry: R
             scenario.evaluate,
             scenario.teardown,
             model.model_step,
+            user.user_turn,
             tools.call_tool,
         ],
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,

@@ -15,15 +15,18 @@ from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.contrib.workflow_streams import WorkflowStream
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
     from activities.model_step import ModelActivities
     from activities.scenario import ScenarioActivities
+    from activities.simulated_user import SimulatedUserActivities
     from activities.tools import ToolActivities
     from loopline.models import (
         CancelRequest,
         EvaluateInput,
+        ModelStepResult,
         RunInput,
         RunResult,
         RunState,
@@ -32,6 +35,8 @@ with workflow.unsafe.imports_passed_through():
         StopReason,
         TeardownInput,
         ToolCallInput,
+        UserTurnRef,
+        UserTurnResult,
     )
     from loopline.temporal import REWARD, STATUS
 
@@ -44,6 +49,17 @@ LIFECYCLE_TIMEOUT = timedelta(minutes=10)
 # idempotency key, so a call re-run after a crash returns what was recorded.
 LOCAL_STEP_TIMEOUT = timedelta(minutes=2)
 RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
+# A provider call is slow and may be rate limited: a regular activity that any worker can
+# pick up, heartbeating while it waits, retried with backoff (at least as long as a
+# retry-after asks) a bounded number of times before the run fails with the provider's error.
+MODEL_CALL_TIMEOUT = timedelta(minutes=15)
+MODEL_HEARTBEAT_TIMEOUT = timedelta(seconds=30)
+MODEL_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=2),
+    maximum_attempts=8,
+)
 
 InputT = TypeVar("InputT")
 OutputT = TypeVar("OutputT")
@@ -58,6 +74,9 @@ class RunWorkflow:
             run_id=run.run_id, status=RunStatus.running, step=0, max_steps=run.max_steps
         )
         self._agent: asyncio.Task[StopReason] | None = None
+        self._user_turns = 0
+        # Live model text (see activities/token_stream.py) for subscribers of the run.
+        self._stream = WorkflowStream()
 
     @workflow.run
     async def run(self, run: RunInput) -> RunResult:
@@ -125,13 +144,15 @@ class RunWorkflow:
         for step in range(1, run.max_steps + 1):
             self._state.step = step
             self._details(f"step {step}/{run.max_steps} · waiting on model {run.model}")
-            reply = await _local(
-                ModelActivities.model_step,
-                StepRef(run_id=run.run_id, step=step, model=run.model),
-                f"step {step} · {run.model}",
-            )
+            reply = await self._model_step(step)
             if not reply.tool_calls:
-                return StopReason.answered
+                if not run.user_model:
+                    return StopReason.answered
+                if self._user_turns >= run.max_user_turns:
+                    return StopReason.max_user_turns
+                if (await self._user_turn(step)).done:
+                    return StopReason.user_done
+                continue
             for call in reply.tool_calls:
                 self._details(f"step {step}/{run.max_steps} · running tool {call.name}")
                 result = await _local(
@@ -142,6 +163,24 @@ class RunWorkflow:
                 if result.stop:
                     return StopReason.stop_tool
         return StopReason.max_steps
+
+    async def _model_step(self, step: int) -> ModelStepResult:
+        run = self._run
+        ref = StepRef(run_id=run.run_id, step=step, model=run.model)
+        summary = f"step {step} · {run.model}"
+        if run.model_is_local:
+            return await _local(ModelActivities.model_step, ref, summary)
+        return await _model_call(ModelActivities.model_step, ref, summary)
+
+    async def _user_turn(self, step: int) -> UserTurnResult:
+        run = self._run
+        self._user_turns += 1
+        self._details(f"step {step}/{run.max_steps} · waiting on the simulated user")
+        ref = UserTurnRef(run_id=run.run_id, step=step, turn=self._user_turns)
+        summary = f"user turn {self._user_turns} · {run.user_model}"
+        if run.user_model_is_local:
+            return await _local(SimulatedUserActivities.user_turn, ref, summary)
+        return await _model_call(SimulatedUserActivities.user_turn, ref, summary)
 
     async def _finish(
         self, status: RunStatus, stop_reason: StopReason, error: str | None
@@ -203,6 +242,21 @@ async def _local(
             arg,
             start_to_close_timeout=LOCAL_STEP_TIMEOUT,
             retry_policy=RETRY,
+            summary=summary,
+        )
+    )
+
+
+async def _model_call(
+    method: Callable[[Any, InputT], Awaitable[OutputT]], arg: InputT, summary: str
+) -> OutputT:
+    return await _cancellable(
+        workflow.execute_activity_method(
+            method,
+            arg,
+            start_to_close_timeout=MODEL_CALL_TIMEOUT,
+            heartbeat_timeout=MODEL_HEARTBEAT_TIMEOUT,
+            retry_policy=MODEL_RETRY,
             summary=summary,
         )
     )

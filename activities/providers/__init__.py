@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
-from activities.providers.base import Completion, ModelProvider
+from activities.providers.anthropic_messages import AnthropicMessages
+from activities.providers.base import Ask, Completion, ModelProvider, Purpose
+from activities.providers.openai_chat import OpenAIChat
 from activities.providers.scripted import ScriptedModel
-from loopline.models import SCRIPTED_MODEL, RunSpec
+from loopline.extras import missing_extra
+from loopline.models import ModelConfig, Provider, Script
 
-__all__ = ["Completion", "ModelProvider", "UnknownModelError", "provider_for"]
+__all__ = [
+    "Ask",
+    "Completion",
+    "MissingExtraError",
+    "ModelProvider",
+    "Purpose",
+    "provider_for",
+]
 
 
-class UnknownModelError(LookupError):
+class MissingExtraError(RuntimeError):
     pass
 
 
-def provider_for(spec: RunSpec) -> ModelProvider:
-    if spec.model == SCRIPTED_MODEL and spec.script is not None:
-        return ScriptedModel(spec.script)
-    raise UnknownModelError(f"model {spec.model!r} is not served by this worker")
+def provider_for(config: ModelConfig, api_key: str | None, script: Script | None) -> ModelProvider:
+    if (reason := missing_extra(config.provider)) is not None:
+        raise MissingExtraError(reason)
+    if config.provider is Provider.scripted:
+        return ScriptedModel(script)
+    if config.provider.speaks_openai:
+        return OpenAIChat(config, api_key)
+    return AnthropicMessages(config, api_key)

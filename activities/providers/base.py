@@ -1,26 +1,47 @@
-"""What every model provider offers the model-step activity."""
+"""What every model provider offers the model-step activities."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import StrEnum
 from typing import Protocol
 
 from pydantic import BaseModel
 
-from loopline.models import Message, ToolInfo, Usage
+from loopline.models import Message, TokenLogprob, ToolInfo, Usage
+
+ConversationLoader = Callable[[], Awaitable[list[Message]]]
+TextSink = Callable[[str], None]
+
+
+class Purpose(StrEnum):
+    """Why a model is asked; the offline scripted model answers each differently."""
+
+    agent = "agent"
+    user = "user"
+    summary = "summary"
+
+
+@dataclass(frozen=True)
+class Ask:
+    conversation: ConversationLoader
+    tools: list[ToolInfo]
+    turn: int
+    purpose: Purpose = Purpose.agent
+    on_text: TextSink | None = None
 
 
 class Completion(BaseModel):
     message: Message
     usage: Usage
-
-
-ConversationLoader = Callable[[], Awaitable[list[Message]]]
+    finish_reason: str | None = None
+    logprobs: list[TokenLogprob] | None = None
 
 
 class ModelProvider(Protocol):
-    async def complete(
-        self, conversation: ConversationLoader, tools: list[ToolInfo], step: int
-    ) -> Completion:
-        """The model's next message; `conversation` reads the messages so far from the store."""
+    async def complete(self, ask: Ask) -> Completion:
+        """The model's next message; `ask.conversation` reads the context from the store."""
         ...
+
+    async def close(self) -> None: ...

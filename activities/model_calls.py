@@ -1,0 +1,93 @@
+"""One call of a run's model, wherever an activity needs one: the key it runs with, the
+provider client, heartbeats while it waits, errors Temporal can act on, and its price."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from temporalio import activity
+
+from activities.errors import permanent
+from activities.providers import Ask, Completion, MissingExtraError, provider_for
+from activities.providers.errors import as_application_error, redact
+from loopline.models import ModelConfig, Provider, Script
+from loopline.pricing import PriceTable
+from loopline.secrets import SecretBox, SecretsUnavailableError
+from loopline.store import TraceStore
+
+HEARTBEAT_EVERY_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class Priced:
+    completion: Completion
+    latency_ms: float
+
+
+class ModelCaller:
+    def __init__(self, store: TraceStore, secrets: SecretBox, prices: PriceTable) -> None:
+        self._store = store
+        self._secrets = secrets
+        self._prices = prices
+
+    async def call(
+        self, run_id: str, config: ModelConfig, secret_name: str, script: Script | None, ask: Ask
+    ) -> Priced:
+        """Ask the model once; raise an ApplicationError that says whether to retry."""
+        api_key = await self._api_key(run_id, config, secret_name)
+        try:
+            provider = provider_for(config, api_key, script)
+        except MissingExtraError as error:
+            raise permanent(str(error), "ProviderExtraMissing") from error
+        except Exception as error:  # the SDKs refuse to build a client without a key
+            message = redact(f"cannot call {config.label}: {error}", [api_key or ""])
+            raise permanent(message, "ProviderMisconfigured") from None
+        started = time.perf_counter()
+        try:
+            async with _heartbeats():
+                completion = await provider.complete(ask)
+        except Exception as error:
+            mapped = as_application_error(error, config.label, [api_key or ""])
+            if mapped is None:
+                raise
+            activity.logger.warning("model call failed: %s", mapped.message)
+            raise mapped from None
+        finally:
+            await provider.close()
+        latency_ms = (time.perf_counter() - started) * 1000
+        usage = self._prices.priced(config.model, completion.usage)
+        return Priced(completion.model_copy(update={"usage": usage}), latency_ms)
+
+    async def _api_key(self, run_id: str, config: ModelConfig, secret_name: str) -> str | None:
+        if config.provider is Provider.scripted:
+            return None
+        sealed = await self._store.sealed_secrets(run_id)
+        if sealed is None:
+            return None
+        try:
+            return self._secrets.open(sealed).get(secret_name)
+        except SecretsUnavailableError as error:
+            raise permanent(str(error), "SecretsUnavailable") from error
+
+
+@contextlib.asynccontextmanager
+async def _heartbeats() -> AsyncIterator[None]:
+    """Heartbeat a regular activity while it waits, so a dead worker is noticed quickly."""
+    if activity.info().is_local:
+        yield
+        return
+
+    async def beat() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(HEARTBEAT_EVERY_SECONDS)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()

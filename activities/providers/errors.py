@@ -1,0 +1,81 @@
+"""Provider failures as Temporal errors: which ones a retry can mend, and when to retry.
+
+The SDK clients never retry (`max_retries=0`): Temporal does, with backoff, and waits at
+least as long as a `retry-after` header asks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+
+import anthropic
+import openai
+from temporalio.exceptions import ApplicationError
+
+RETRYABLE_STATUSES = frozenset({408, 409, 429})
+MAX_RETRY_AFTER = timedelta(minutes=10)
+REDACTED = "[redacted]"
+
+STATUS_ERRORS = (openai.APIStatusError, anthropic.APIStatusError)
+# Timeouts are connection errors too (APITimeoutError subclasses APIConnectionError).
+TRANSPORT_ERRORS = (openai.APIConnectionError, anthropic.APIConnectionError)
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+def as_application_error(
+    error: Exception, provider: str, secrets: Iterable[str]
+) -> ApplicationError | None:
+    """The Temporal error for a provider SDK failure; None if `error` is not one."""
+    if isinstance(error, STATUS_ERRORS):
+        status = error.status_code
+        message = redact(f"{provider} answered {status}: {error.message}", secrets)
+        retryable = status in RETRYABLE_STATUSES or status >= 500
+        return ApplicationError(
+            message,
+            type=f"ProviderHTTP{status}",
+            non_retryable=not retryable,
+            next_retry_delay=retry_after(error.response.headers) if retryable else None,
+        )
+    if isinstance(error, TRANSPORT_ERRORS):
+        kind = "timed out" if "Timeout" in type(error).__name__ else "could not be reached"
+        message = redact(f"{provider} {kind}: {error}", secrets)
+        return ApplicationError(message, type="ProviderUnreachable")
+    return None
+
+
+def retry_after(headers: Mapping[str, str]) -> timedelta | None:
+    """How long the provider asked us to wait: `retry-after-ms`, `retry-after` in seconds
+    or as an HTTP date."""
+    delay: timedelta | None = None
+    if (milliseconds := headers.get("retry-after-ms")) is not None:
+        delay = _parse_number(milliseconds, scale=0.001)
+    elif (value := headers.get("retry-after")) is not None:
+        delay = _parse_number(value, scale=1.0) or _parse_date(value)
+    if delay is None or delay <= timedelta(0):
+        return None
+    return min(delay, MAX_RETRY_AFTER)
+
+
+def _parse_number(value: str, *, scale: float) -> timedelta | None:
+    try:
+        return timedelta(seconds=float(value) * scale)
+    except ValueError:
+        return None
+
+
+def _parse_date(value: str) -> timedelta | None:
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment - datetime.now(UTC)

@@ -1,0 +1,145 @@
+"""OpenAI Chat Completions, also for Azure OpenAI and any OpenAI-compatible server."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import openai
+from openai.lib.streaming.chat import ChatCompletionStreamState
+from openai.types.chat import ChatCompletion
+
+from activities.providers.base import Ask, Completion
+from loopline.models import Message, ModelConfig, Provider, TokenLogprob, ToolCall, ToolInfo, Usage
+
+AZURE_API_VERSION = "2024-10-21"
+
+
+class OpenAIChat:
+    def __init__(self, config: ModelConfig, api_key: str | None) -> None:
+        self._config = config
+        self._client = _client(config, api_key)
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    async def complete(self, ask: Ask) -> Completion:
+        request = self._request(await ask.conversation(), ask.tools)
+        if not self._config.stream:
+            return _completion(await self._client.chat.completions.create(**request))
+        state: ChatCompletionStreamState[Any] = ChatCompletionStreamState()
+        stream = await self._client.chat.completions.create(
+            **request, stream=True, stream_options={"include_usage": True}
+        )
+        async with stream:
+            async for chunk in stream:
+                state.handle_chunk(chunk)
+                if ask.on_text and chunk.choices and chunk.choices[0].delta.content:
+                    ask.on_text(chunk.choices[0].delta.content)
+        return _completion(state.get_final_completion())
+
+    def _request(self, messages: list[Message], tools: list[ToolInfo]) -> dict[str, Any]:
+        config = self._config
+        request: dict[str, Any] = {
+            "model": config.model,
+            "messages": [_to_openai(message) for message in messages],
+            "temperature": config.temperature,
+        }
+        if tools:
+            request["tools"] = [_tool(tool) for tool in tools]
+            request["parallel_tool_calls"] = True
+        if config.max_tokens is not None:
+            # OpenAI's reasoning models only take the newer name; compatible servers the older.
+            limit = "max_tokens" if config.provider is Provider.custom else "max_completion_tokens"
+            request[limit] = config.max_tokens
+        if config.log_prob:
+            request["logprobs"] = True
+        return request
+
+
+def _client(config: ModelConfig, api_key: str | None) -> openai.AsyncOpenAI:
+    common: dict[str, Any] = {"max_retries": 0, "timeout": config.timeout_seconds}
+    if config.provider is Provider.azure_openai:
+        return openai.AsyncAzureOpenAI(
+            api_key=api_key,
+            azure_endpoint=config.base_url or "",
+            api_version=config.api_version or AZURE_API_VERSION,
+            **common,
+        )
+    return openai.AsyncOpenAI(api_key=api_key, base_url=config.base_url, **common)
+
+
+def _tool(tool: ToolInfo) -> dict[str, Any]:
+    return {
+        "type": "function",
+        "function": {
+            "name": tool.name,
+            "description": tool.description,
+            "parameters": tool.parameters,
+        },
+    }
+
+
+def _to_openai(message: Message) -> dict[str, Any]:
+    if message.role == "tool":
+        return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content}
+    if message.role == "assistant" and message.tool_calls:
+        return {
+            "role": "assistant",
+            "content": message.content or None,
+            "tool_calls": [
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": _arguments_text(call)},
+                }
+                for call in message.tool_calls
+            ],
+        }
+    return {"role": message.role, "content": message.content}
+
+
+def _arguments_text(call: ToolCall) -> str:
+    if call.invalid_arguments is not None:
+        return call.invalid_arguments
+    return json.dumps(call.arguments)
+
+
+def _completion(response: ChatCompletion) -> Completion:
+    choice = response.choices[0]
+    calls = [
+        _tool_call(call.id, call.function.name, call.function.arguments)
+        for call in choice.message.tool_calls or []
+        if call.type == "function"
+    ]
+    usage = Usage(model_calls=1)
+    if response.usage is not None:
+        details = response.usage.completion_tokens_details
+        usage = Usage(
+            model_calls=1,
+            prompt_tokens=response.usage.prompt_tokens,
+            completion_tokens=response.usage.completion_tokens,
+            reasoning_tokens=(details.reasoning_tokens or 0) if details else 0,
+        )
+    logprobs = None
+    if choice.logprobs is not None and choice.logprobs.content is not None:
+        logprobs = [
+            TokenLogprob(token=item.token, logprob=item.logprob) for item in choice.logprobs.content
+        ]
+    return Completion(
+        message=Message(role="assistant", content=choice.message.content or "", tool_calls=calls),
+        usage=usage,
+        finish_reason=choice.finish_reason,
+        logprobs=logprobs,
+    )
+
+
+def _tool_call(call_id: str, name: str, arguments: str) -> ToolCall:
+    """A tool call whose argument text is not a JSON object is kept, marked, for the model."""
+    try:
+        parsed = json.loads(arguments or "{}")
+    except json.JSONDecodeError:
+        parsed = None
+    if not isinstance(parsed, dict):
+        return ToolCall(id=call_id, name=name, invalid_arguments=arguments)
+    return ToolCall(id=call_id, name=name, arguments=parsed)
