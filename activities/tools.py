@@ -78,6 +78,12 @@ async def _invoke(
     if tool is None:
         available = ", ".join(sorted(environment.tools)) or "none"
         return f"unknown tool {call.name!r}; available tools: {available}", True
+    if call.invalid_arguments is not None:
+        return (
+            f"the arguments of {call.name} are not valid JSON object text: "
+            f"{call.invalid_arguments!r}; call it again with a JSON object",
+            True,
+        )
     try:
         return await tool.invoke(call.arguments, state, context), False
     except ToolError as error:

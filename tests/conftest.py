@@ -14,6 +14,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from loopline.temporal import SEARCH_ATTRIBUTES, temporal_binary
 from tests.harness import Stack
+from tests.upstream import Upstream
 from workers.embedded import ONE_PARTITION
 
 
@@ -49,6 +50,13 @@ async def stack(
     await shared.start_api()
     yield shared
     shared.stop()
+
+
+@pytest.fixture(scope="session")
+async def upstream() -> AsyncIterator[Upstream]:
+    """The local OpenAI/Anthropic wire-format server that provider tests plan replies on."""
+    async with Upstream().serving() as server:
+        yield server
 
 
 @pytest.fixture

@@ -35,6 +35,7 @@ class Stack:
     api_port: int = field(default_factory=free_port)
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     api: subprocess.Popen[bytes] | None = None
+    log_level: str = "INFO"
 
     @property
     def database_url(self) -> str:
@@ -51,6 +52,8 @@ class Stack:
             "LOOPLINE_TASK_QUEUE": self.task_queue,
             "LOOPLINE_DATABASE_URL": self.database_url,
             "LOOPLINE_TEMPORAL_UI_URL": "http://127.0.0.1:8233",
+            "LOOPLINE_SECRET_KEY_FILE": str(self.workdir / "secret.key"),
+            "LOOPLINE_LOG_LEVEL": self.log_level,
         }
 
     def _spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
@@ -116,6 +119,19 @@ async def wait_for_steps(
         if time.monotonic() > deadline:
             raise TimeoutError(f"run {run_id} did not reach step {steps}")
         await asyncio.sleep(0.05)
+
+
+def model_body(
+    model: dict[str, Any], scenario_args: dict[str, Any], **extra: Any
+) -> dict[str, Any]:
+    """A trivia run played by a real-provider model config."""
+    return {
+        "environment": "trivia",
+        "scenario": "capital",
+        "args": scenario_args,
+        "model": model,
+        **extra,
+    }
 
 
 def tool_step(name: str, delay: float = 0.0, **arguments: Any) -> dict[str, Any]:
