@@ -53,7 +53,12 @@ class ModelCaller:
         except Exception as error:
             mapped = as_application_error(error, config.label, [api_key or ""])
             if mapped is None:
-                raise
+                # Not the provider's answer but a fault of ours in calling it: retrying the
+                # same request cannot mend it, so the run fails now and says why.
+                detail = redact(f"{type(error).__name__}: {error}", [api_key or ""])
+                activity.logger.warning("calling %s failed: %s", config.label, detail)
+                message = f"calling {config.label} failed: {detail}"
+                raise permanent(message, "ProviderCallFailed") from None
             activity.logger.warning("model call failed: %s", mapped.message)
             raise mapped from None
         finally:

@@ -95,7 +95,7 @@ def _problem(config: ModelConfig) -> str | None:
             f"provider {provider.value!r} needs base_url (the OpenAI-compatible server, "
             "e.g. http://localhost:8000/v1); for api.openai.com use provider 'openai'"
         )
-    if provider in ANTHROPIC_FAMILY and config.temperature > 1.0:
+    if provider in ANTHROPIC_FAMILY and (config.temperature or 0.0) > 1.0:
         return f"provider {provider.value!r} accepts temperature 0.0-1.0, not {config.temperature}"
     if provider in ANTHROPIC_FAMILY and config.log_prob:
         return f"provider {provider.value!r} does not return log-probabilities; drop log_prob"

@@ -170,7 +170,12 @@ class ModelConfig(BaseModel):
     api_version: str | None = Field(default=None, description="azure-openai API version.")
     region: str | None = Field(default=None, description="aws-bedrock / gcp region.")
     project_id: str | None = Field(default=None, description="gcp project.")
-    temperature: float = Field(default=0.7, ge=0.0, le=2.0)
+    temperature: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=2.0,
+        description="Unset: the provider's default (reasoning models accept no other).",
+    )
     max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
     max_steps: int | None = Field(
         default=None, ge=1, le=MAX_STEPS_LIMIT, description="Overrides the run's max_steps."

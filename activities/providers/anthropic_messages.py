@@ -41,8 +41,10 @@ class AnthropicMessages:
             "model": config.model,
             "messages": _to_anthropic([m for m in messages if m.role != "system"]),
             "max_tokens": config.max_tokens or DEFAULT_MAX_TOKENS,
-            "temperature": config.temperature,
         }
+        if config.temperature is not None:
+            # Newer SDKs dropped the parameter (newer models fix it); older models take it.
+            request["extra_body"] = {"temperature": config.temperature}
         if system:
             request["system"] = system
         if tools:

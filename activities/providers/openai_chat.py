@@ -43,8 +43,9 @@ class OpenAIChat:
         request: dict[str, Any] = {
             "model": config.model,
             "messages": [_to_openai(message) for message in messages],
-            "temperature": config.temperature,
         }
+        if config.temperature is not None:
+            request["temperature"] = config.temperature
         if tools:
             request["tools"] = [_tool(tool) for tool in tools]
             request["parallel_tool_calls"] = True
