@@ -36,6 +36,7 @@ class Stack:
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     api: subprocess.Popen[bytes] | None = None
     log_level: str = "INFO"
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def database_url(self) -> str:
@@ -54,6 +55,7 @@ class Stack:
             "LOOPLINE_TEMPORAL_UI_URL": "http://127.0.0.1:8233",
             "LOOPLINE_SECRET_KEY_FILE": str(self.workdir / "secret.key"),
             "LOOPLINE_LOG_LEVEL": self.log_level,
+            **self.extra_env,
         }
 
     def _spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
@@ -122,7 +124,7 @@ async def wait_for_steps(
 
 
 def model_body(
-    model: dict[str, Any], scenario_args: dict[str, Any], **extra: Any
+    model: str | dict[str, Any], scenario_args: dict[str, Any], **extra: Any
 ) -> dict[str, Any]:
     """A trivia run played by a real-provider model config."""
     return {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import openai
@@ -13,6 +14,9 @@ from activities.providers.base import Ask, Completion
 from loopline.models import Message, ModelConfig, Provider, TokenLogprob, ToolCall, ToolInfo, Usage
 
 AZURE_API_VERSION = "2024-10-21"
+# Self-hosted OpenAI-compatible servers (vLLM, Ollama, llama.cpp) mostly need no key, but
+# the SDK refuses to build a client without one.
+NO_KEY = "no-key-required"
 
 
 class OpenAIChat:
@@ -67,6 +71,8 @@ def _client(config: ModelConfig, api_key: str | None) -> openai.AsyncOpenAI:
             api_version=config.api_version or AZURE_API_VERSION,
             **common,
         )
+    if api_key is None and config.provider is Provider.custom:
+        api_key = os.environ.get("OPENAI_API_KEY") or NO_KEY
     return openai.AsyncOpenAI(api_key=api_key, base_url=config.base_url, **common)
 
 
