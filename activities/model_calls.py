@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from temporalio import activity
 
 from activities.errors import permanent
-from activities.providers import Ask, Completion, MissingExtraError, provider_for
+from activities.providers import Ask, Completion, MissingExtraError, ModelProvider, provider_for
 from activities.providers.errors import as_application_error, redact
 from loopline.models import ModelConfig, Provider, Script
 from loopline.pricing import PriceTable
@@ -20,6 +22,9 @@ from loopline.secrets import SecretBox, SecretsUnavailableError
 from loopline.store import TraceStore
 
 HEARTBEAT_EVERY_SECONDS = 5.0
+# SDK clients are kept and reused: building one (HTTP client, TLS context) cost ~25 ms per
+# call here, and a kept one also keeps its connections to the provider open.
+KEPT_CLIENTS = 64
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,8 @@ class ModelCaller:
         self._store = store
         self._secrets = secrets
         self._prices = prices
+        self._providers: OrderedDict[str, ModelProvider] = OrderedDict()
+        self._closing: set[asyncio.Task[None]] = set()
 
     async def call(
         self, run_id: str, config: ModelConfig, secret_name: str, script: Script | None, ask: Ask
@@ -40,7 +47,7 @@ class ModelCaller:
         """Ask the model once; raise an ApplicationError that says whether to retry."""
         api_key = await self._api_key(run_id, config, secret_name)
         try:
-            provider = provider_for(config, api_key, script)
+            provider = self._provider(config, api_key, script)
         except MissingExtraError as error:
             raise permanent(str(error), "ProviderExtraMissing") from error
         except Exception as error:  # the SDKs refuse to build a client without a key
@@ -61,11 +68,28 @@ class ModelCaller:
                 raise permanent(message, "ProviderCallFailed") from None
             activity.logger.warning("model call failed: %s", mapped.message)
             raise mapped from None
-        finally:
-            await provider.close()
         latency_ms = (time.perf_counter() - started) * 1000
         usage = self._prices.priced(config.model, completion.usage)
         return Priced(completion.model_copy(update={"usage": usage}), latency_ms)
+
+    def _provider(
+        self, config: ModelConfig, api_key: str | None, script: Script | None
+    ) -> ModelProvider:
+        if config.provider is Provider.scripted:
+            return provider_for(config, api_key, script)
+        identity = f"{config.model_dump_json()}\0{api_key or ''}"
+        key = hashlib.sha256(identity.encode()).hexdigest()
+        provider = self._providers.get(key)
+        if provider is None:
+            provider = provider_for(config, api_key, script)
+            self._providers[key] = provider
+        self._providers.move_to_end(key)
+        if len(self._providers) > KEPT_CLIENTS:
+            _, oldest = self._providers.popitem(last=False)
+            closing = asyncio.create_task(oldest.close())
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
+        return provider
 
     async def _api_key(self, run_id: str, config: ModelConfig, secret_name: str) -> str | None:
         if config.provider is Provider.scripted:
