@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import time
 from collections import OrderedDict
@@ -16,6 +17,7 @@ from temporalio import activity
 from activities.errors import permanent
 from activities.providers import Ask, Completion, MissingExtraError, ModelProvider, provider_for
 from activities.providers.errors import as_application_error, redact
+from activities.token_stream import token_stream
 from loopline.models import ModelConfig, Provider, Script
 from loopline.pricing import PriceTable
 from loopline.secrets import SecretBox, SecretsUnavailableError
@@ -42,9 +44,28 @@ class ModelCaller:
         self._closing: set[asyncio.Task[None]] = set()
 
     async def call(
+        self,
+        run_id: str,
+        config: ModelConfig,
+        secret_name: str,
+        script: Script | None,
+        ask: Ask,
+        *,
+        stream_step: int | None = None,
+    ) -> Priced:
+        """Ask the model once; raise an ApplicationError that says whether to retry.
+
+        With `stream_step`, the text is also published live as tokens of that step.
+        """
+        if stream_step is None:
+            return await self._call(run_id, config, secret_name, script, ask)
+        async with token_stream(stream_step, ask.purpose, config) as stream:
+            live = dataclasses.replace(ask, on_text=stream.push if stream else None)
+            return await self._call(run_id, config, secret_name, script, live)
+
+    async def _call(
         self, run_id: str, config: ModelConfig, secret_name: str, script: Script | None, ask: Ask
     ) -> Priced:
-        """Ask the model once; raise an ApplicationError that says whether to retry."""
         api_key = await self._api_key(run_id, config, secret_name)
         try:
             provider = self._provider(config, api_key, script)

@@ -8,7 +8,6 @@ from activities.base import StoreActivities
 from activities.context import Summary, compose, cut_point, summary_due, summary_request
 from activities.model_calls import ModelCaller, Priced
 from activities.providers import Ask, Purpose
-from activities.token_stream import token_stream
 from loopline.models import (
     EventType,
     Message,
@@ -57,16 +56,18 @@ class ModelActivities(StoreActivities):
 
         async def context() -> list[Message]:
             messages = await self.store.conversation(ref.run_id)
+            if not spec.llm.summarize_every_n_turns:
+                return messages
             return compose(messages, await self._latest_summary(ref.run_id))
 
-        async with token_stream(ref.step, Purpose.agent, spec.llm) as stream:
-            priced = await self.caller.call(
-                ref.run_id,
-                spec.llm,
-                MODEL_SECRET,
-                spec.script,
-                Ask(context, tools, ref.step, Purpose.agent, stream.push if stream else None),
-            )
+        priced = await self.caller.call(
+            ref.run_id,
+            spec.llm,
+            MODEL_SECRET,
+            spec.script,
+            Ask(context, tools, ref.step, Purpose.agent),
+            stream_step=ref.step,
+        )
         message = priced.completion.message
         final_answer = {} if message.tool_calls else {"answer": message.content}
         recorded, _ = await self.store.record(

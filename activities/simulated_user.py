@@ -15,7 +15,6 @@ from activities.model_calls import ModelCaller
 from activities.providers import Ask, Purpose
 from activities.providers.scripted import EXHAUSTED_ANSWER
 from activities.scenario import PERSONA_KEY
-from activities.token_stream import token_stream
 from loopline.models import EventType, Message, UserTurnRef, UserTurnResult
 from loopline.registry import Registry
 from loopline.store import TraceStore
@@ -57,14 +56,14 @@ class SimulatedUserActivities(StoreActivities):
             conversation = await self.store.conversation(ref.run_id)
             return [Message(role="system", content=f"{described}\n\n{RULES}"), *_flip(conversation)]
 
-        async with token_stream(ref.step, Purpose.user, spec.user_llm) as stream:
-            priced = await self.caller.call(
-                ref.run_id,
-                spec.user_llm,
-                USER_SECRET,
-                spec.user_script,
-                Ask(as_the_user, [], ref.turn, Purpose.user, stream.push if stream else None),
-            )
+        priced = await self.caller.call(
+            ref.run_id,
+            spec.user_llm,
+            USER_SECRET,
+            spec.user_script,
+            Ask(as_the_user, [], ref.turn, Purpose.user),
+            stream_step=ref.step,
+        )
         said = priced.completion.message.content
         done = STOP_MARKER in said or said in {"", EXHAUSTED_ANSWER}
         text = "" if said == EXHAUSTED_ANSWER else said.replace(STOP_MARKER, "").strip()

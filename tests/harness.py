@@ -113,6 +113,15 @@ async def wait_for_run(
         await asyncio.sleep(0.1)
 
 
+async def run_to_end(
+    http: httpx.AsyncClient, body: dict[str, Any], *, within: float = 90
+) -> dict[str, Any]:
+    """Start a run (it must be accepted) and wait until it has ended."""
+    response = await http.post("/v1/runs", json=body)
+    assert response.status_code == 201, response.text
+    return await wait_for_run(http, response.json()["run_id"], within=within)
+
+
 async def wait_for_steps(
     http: httpx.AsyncClient, run_id: str, steps: int, within: float = 60
 ) -> None:

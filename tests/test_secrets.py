@@ -15,7 +15,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from loopline.temporal import SEARCH_ATTRIBUTES, temporal_binary
-from tests.harness import Stack, model_body, wait_for_run
+from tests.harness import Stack, model_body, run_to_end, wait_for_run
 from tests.upstream import Failure, Reply, Upstream
 
 PERU = {"country": "Peru"}
@@ -112,8 +112,7 @@ async def test_runs_without_a_key_use_the_workers_own(
     model = f"gpt-4o-{uuid.uuid4().hex[:8]}"
     upstream.plan(model, Reply(text="Lima."))
     async with httpx.AsyncClient(base_url=stack.api_url, timeout=90) as api:
-        response = await api.post("/v1/runs", json=model_body(f"openai/{model}", PERU))
-        run = await wait_for_run(api, response.json()["run_id"])
+        run = await run_to_end(api, model_body(f"openai/{model}", PERU))
 
     assert run["status"] == "completed" and run["model"] == f"openai/{model}"
     assert upstream.requests[model][0].headers["authorization"] == f"Bearer {ENV_KEY}"

@@ -7,7 +7,7 @@ import uuid
 import httpx
 
 from activities.context import SUMMARY_HEADING, SUMMARY_INSTRUCTIONS
-from tests.harness import model_body, wait_for_run
+from tests.harness import model_body, run_to_end
 from tests.upstream import Reply, Upstream
 
 
@@ -34,8 +34,7 @@ async def test_older_exchanges_are_summarised_and_recent_ones_kept(
         lookup("Peru"),
         Reply(text="Lima."),
     )
-    response = await api.post("/v1/runs", json=model_body(config, {"country": "Peru"}))
-    run = await wait_for_run(api, response.json()["run_id"])
+    run = await run_to_end(api, model_body(config, {"country": "Peru"}))
     assert run["status"] == "completed" and run["reward"] == 1.0, run["error"]
     assert run["usage"]["model_calls"] == 5
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.harness import answer_step, run_body, wait_for_run
+from tests.harness import answer_step, run_body, run_to_end
 
 
 def conversation(trajectory: list[dict[str, object]]) -> list[tuple[object, object]]:
@@ -25,8 +25,7 @@ async def test_the_user_replies_until_it_says_it_is_done(api: httpx.AsyncClient)
         user_model="scripted",
         user_script={"steps": [{"content": "Peru."}, {"content": "Thanks! ###STOP###"}]},
     )
-    response = await api.post("/v1/runs", json=body)
-    run = await wait_for_run(api, response.json()["run_id"])
+    run = await run_to_end(api, body)
 
     assert run["status"] == "completed", run
     assert run["stop_reason"] == "user_done" and run["reward"] == 1.0
@@ -51,8 +50,7 @@ async def test_the_conversation_ends_at_the_turn_limit(api: httpx.AsyncClient) -
         user_script={"steps": [{"content": "Peru, I said."}], "repeat": True},
         max_user_turns=3,
     )
-    response = await api.post("/v1/runs", json=body)
-    run = await wait_for_run(api, response.json()["run_id"])
+    run = await run_to_end(api, body)
 
     assert run["status"] == "completed" and run["stop_reason"] == "max_user_turns"
     assert run["steps"] == 4 and run["reward"] == 0.0

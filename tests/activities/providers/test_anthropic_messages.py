@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.harness import model_body, wait_for_run
+from tests.harness import model_body, run_to_end
 from tests.upstream import Failure, Reply, Upstream
 
 PERU = {"country": "Peru"}
@@ -24,12 +24,6 @@ def claude(upstream: Upstream, **config: Any) -> dict[str, Any]:
         "temperature": 0.3,
         **config,
     }
-
-
-async def start(api: httpx.AsyncClient, body: dict[str, Any]) -> dict[str, Any]:
-    response = await api.post("/v1/runs", json=body)
-    assert response.status_code == 201, response.text
-    return await wait_for_run(api, response.json()["run_id"], within=90)
 
 
 @pytest.mark.parametrize("stream", [True, False])
@@ -47,7 +41,7 @@ async def test_tool_use_blocks_and_results_round_trip(
         ),
         Reply(text="The capital of Peru is Lima.", prompt_tokens=1500, output_tokens=60),
     )
-    run = await start(api, model_body(model, PERU))
+    run = await run_to_end(api, model_body(model, PERU))
 
     assert run["status"] == "completed" and run["reward"] == 1.0, run
     assert run["answer"] == "The capital of Peru is Lima."
@@ -89,7 +83,7 @@ async def test_overloaded_then_success(api: httpx.AsyncClient, upstream: Upstrea
         Failure(529, "Overloaded", {"retry-after": "1"}),
         Reply(text="Lima."),
     )
-    run = await start(api, model_body(model, PERU))
+    run = await run_to_end(api, model_body(model, PERU))
 
     assert run["status"] == "completed" and run["reward"] == 1.0
     assert len(upstream.requests[model["model"]]) == 2
@@ -98,7 +92,7 @@ async def test_overloaded_then_success(api: httpx.AsyncClient, upstream: Upstrea
 async def test_unknown_model_fails_at_once(api: httpx.AsyncClient, upstream: Upstream) -> None:
     model = claude(upstream)
     upstream.plan(model["model"], Failure(404, f"model: {model['model']} not found"))
-    run = await start(api, model_body(model, PERU))
+    run = await run_to_end(api, model_body(model, PERU))
 
     assert run["status"] == "failed"
     assert "404" in run["error"] and "not found" in run["error"]
@@ -108,6 +102,6 @@ async def test_unknown_model_fails_at_once(api: httpx.AsyncClient, upstream: Ups
 async def test_system_prompt_override(api: httpx.AsyncClient, upstream: Upstream) -> None:
     model = claude(upstream, system_prompt="You are terse.")
     upstream.plan(model["model"], Reply(text="Lima."))
-    await start(api, model_body(model, PERU))
+    await run_to_end(api, model_body(model, PERU))
 
     assert upstream.requests[model["model"]][0].body["system"] == "You are terse."

@@ -12,7 +12,7 @@ from temporalio.client import Client
 from temporalio.contrib.workflow_streams import WorkflowStreamClient
 
 from loopline.models import TOKENS_TOPIC, TokenDelta
-from tests.harness import model_body, wait_for_run
+from tests.harness import model_body, run_to_end
 from tests.upstream import Failure, Reply, Upstream
 
 PERU = {"country": "Peru"}
@@ -31,12 +31,6 @@ def gpt(upstream: Upstream, **config: Any) -> dict[str, Any]:
     }
 
 
-async def start(api: httpx.AsyncClient, body: dict[str, Any]) -> dict[str, Any]:
-    response = await api.post("/v1/runs", json=body)
-    assert response.status_code == 201, response.text
-    return await wait_for_run(api, response.json()["run_id"], within=90)
-
-
 async def trajectory(api: httpx.AsyncClient, run_id: str) -> list[dict[str, Any]]:
     response = await api.get(f"/v1/runs/{run_id}", params={"include_trajectory": True})
     return [event["data"] for event in response.json()["trajectory"]]
@@ -51,7 +45,7 @@ async def test_tool_call_then_answer_with_usage_and_cost(
         Reply(tool_calls=[LOOKUP_PERU], prompt_tokens=1000, output_tokens=50),
         Reply(text="The capital of Peru is Lima.", prompt_tokens=2000, output_tokens=100),
     )
-    run = await start(api, model_body(model, PERU))
+    run = await run_to_end(api, model_body(model, PERU))
 
     assert run["status"] == "completed", run
     assert run["stop_reason"] == "answered" and run["reward"] == 1.0
@@ -95,7 +89,7 @@ async def test_parallel_tool_calls_all_run_and_return_in_order(
         Reply(tool_calls=[("lookup", '{"topic": "Japan"}'), LOOKUP_PERU]),
         Reply(text="Lima."),
     )
-    run = await start(api, model_body(model, PERU))
+    run = await run_to_end(api, model_body(model, PERU))
 
     assert run["status"] == "completed" and run["reward"] == 1.0
     first, second = upstream.requests[model["model"]]
@@ -115,7 +109,7 @@ async def test_streamed_tokens_reach_subscribers_in_coalesced_batches(
     model = gpt(upstream)
     answer = " ".join(["Lima"] * 400)
     upstream.plan(model["model"], Reply(text=answer))
-    run = await start(api, model_body(model, PERU))
+    run = await run_to_end(api, model_body(model, PERU))
     assert run["status"] == "completed" and run["answer"] == answer
 
     stream = WorkflowStreamClient.create(temporal_client, run["workflow_id"])
@@ -142,7 +136,7 @@ async def test_rate_limit_waits_for_retry_after_then_succeeds(
         Failure(429, "Rate limit reached for requests", {"retry-after": "3"}),
         Reply(text="Lima."),
     )
-    run = await start(api, model_body(model, PERU))
+    run = await run_to_end(api, model_body(model, PERU))
 
     assert run["status"] == "completed" and run["reward"] == 1.0
     limited, retried = upstream.requests[model["model"]]
@@ -153,7 +147,7 @@ async def test_rate_limit_waits_for_retry_after_then_succeeds(
 async def test_server_error_is_retried(api: httpx.AsyncClient, upstream: Upstream) -> None:
     model = gpt(upstream)
     upstream.plan(model["model"], Failure(500, "upstream exploded"), Reply(text="Lima."))
-    run = await start(api, model_body(model, PERU))
+    run = await run_to_end(api, model_body(model, PERU))
 
     assert run["status"] == "completed" and run["reward"] == 1.0
     assert len(upstream.requests[model["model"]]) == 2
@@ -164,7 +158,7 @@ async def test_bad_key_fails_the_run_at_once_with_the_providers_message(
 ) -> None:
     model = gpt(upstream)
     upstream.plan(model["model"], Failure(401, "Incorrect API key provided"))
-    run = await start(api, model_body(model, PERU))
+    run = await run_to_end(api, model_body(model, PERU))
 
     assert run["status"] == "failed" and run["stop_reason"] == "error"
     assert "401" in run["error"] and "Incorrect API key provided" in run["error"]
@@ -182,7 +176,7 @@ async def test_malformed_tool_arguments_go_back_to_the_model_as_a_tool_error(
         Reply(tool_calls=[("teleport", "{}")]),
         Reply(text="Lima."),
     )
-    run = await start(api, model_body(model, PERU))
+    run = await run_to_end(api, model_body(model, PERU))
 
     assert run["status"] == "completed" and run["reward"] == 1.0
     requests = upstream.requests[model["model"]]
@@ -201,7 +195,7 @@ async def test_log_probabilities_are_recorded_when_asked(
 ) -> None:
     model = gpt(upstream, log_prob=True, stream=False)
     upstream.plan(model["model"], Reply(text="Lima it is"))
-    run = await start(api, model_body(model, PERU))
+    run = await run_to_end(api, model_body(model, PERU))
 
     assert upstream.requests[model["model"]][0].body["logprobs"] is True
     answer = [e for e in await trajectory(api, run["run_id"]) if e.get("logprobs")]
@@ -213,6 +207,6 @@ async def test_unpriced_models_are_counted_not_guessed(
 ) -> None:
     model = {**gpt(upstream), "model": f"my-finetune-{uuid.uuid4().hex[:6]}"}
     upstream.plan(model["model"], Reply(text="Lima."))
-    run = await start(api, model_body(model, PERU))
+    run = await run_to_end(api, model_body(model, PERU))
 
     assert run["usage"]["unpriced_calls"] == 1 and run["usage"]["cost_usd"] == 0
