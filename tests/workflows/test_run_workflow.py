@@ -6,9 +6,11 @@ import asyncio
 from typing import Any
 
 import httpx
+import pytest
 from temporalio.api.history.v1 import History
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import CancelledError
 from temporalio.worker import Replayer
 
 from tests.harness import answer_step, run_body, tool_step, wait_for_run, wait_for_steps
@@ -206,6 +208,10 @@ async def test_cancel_through_temporal_still_tears_down(
     ended = await wait_for_run(api, run["run_id"])
     assert (ended["status"], ended["stop_reason"]) == ("cancelled", "cancelled")
     assert ended["torn_down"] is True
+    # The store records teardown before the workflow closes: wait for the close itself.
+    with pytest.raises(WorkflowFailureError) as failure:
+        await handle.result()
+    assert isinstance(failure.value.cause, CancelledError)
     assert (await handle.describe()).status == WorkflowExecutionStatus.CANCELED
 
 
