@@ -12,15 +12,24 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, computed_field
+from temporalio.contrib.workflow_streams import WorkflowStreamState
 
 RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 MAX_STEPS_LIMIT = 500
 SCRIPTED_MODEL = "scripted"
+MAX_WAIT_SECONDS = 30 * 24 * 3600
+TOOL_NAME_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+MAX_MESSAGE_CHARS = 200_000
+# Artifact names are relative paths whose segments never start with a dot: no "..", no "/x".
+ARTIFACT_NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*){0,9}$"
 
 
 class RunStatus(StrEnum):
     pending = "pending"
     running = "running"
+    # Waiting for the caller: results of client-side tools, or (a session) the next message.
+    awaiting_input = "awaiting_input"
+    idle = "idle"
     completed = "completed"
     failed = "failed"
     cancelled = "cancelled"
@@ -41,6 +50,9 @@ class StopReason(StrEnum):
     error = "error"
     user_done = "user_done"
     max_user_turns = "max_user_turns"
+    closed = "closed"
+    idle_timeout = "idle_timeout"
+    input_timeout = "input_timeout"
 
 
 class EventType(StrEnum):
@@ -49,6 +61,8 @@ class EventType(StrEnum):
     status = "status"
     reward = "reward"
     log = "log"
+    artifact = "artifact"
+    patch = "patch"
 
 
 # --- conversation ----------------------------------------------------------------------------
@@ -224,6 +238,22 @@ def parse_model(value: str | ModelConfig) -> ModelConfig:
 # --- HTTP: runs ------------------------------------------------------------------------------
 
 
+class ClientTool(BaseModel):
+    """A tool the caller executes: Loopline shows it to the model and waits for its result."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=TOOL_NAME_PATTERN)
+    description: str = Field(default="", max_length=10_000)
+    parameters: dict[str, Any] = Field(
+        default_factory=lambda: {"type": "object", "properties": {}},
+        description="JSON schema of the arguments (an object).",
+    )
+
+    def info(self) -> ToolInfo:
+        return ToolInfo(name=self.name, description=self.description, parameters=self.parameters)
+
+
 class RunRequest(BaseModel):
     """Body of `POST /v1/runs`."""
 
@@ -257,9 +287,34 @@ class RunRequest(BaseModel):
         default=None, description="What a 'scripted' user_model says, turn by turn."
     )
     max_user_turns: int = Field(default=10, ge=1, le=MAX_STEPS_LIMIT)
-    max_steps: int = Field(default=100, ge=1, le=MAX_STEPS_LIMIT)
+    client_tools: list[ClientTool] = Field(
+        default_factory=list,
+        max_length=128,
+        description="Tools the caller runs itself: when the model calls one, the run waits "
+        "(status awaiting_input) for POST /v1/runs/{id}/continue with the results.",
+    )
+    input_timeout_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_WAIT_SECONDS,
+        description="How long to wait for client tool results; unset: without a limit.",
+    )
+    session: bool = Field(
+        default=False,
+        description="Stay open after the agent answers (status idle), waiting for the next "
+        "user message, until closed or idle for idle_timeout_seconds.",
+    )
+    idle_timeout_seconds: int = Field(
+        default=24 * 3600, ge=1, le=MAX_WAIT_SECONDS, description="Sessions only."
+    )
+    max_steps: int = Field(
+        default=100,
+        ge=1,
+        le=MAX_STEPS_LIMIT,
+        description="Model steps per run; in a session, per user message.",
+    )
     max_duration_seconds: int | None = Field(
-        default=None, ge=1, le=30 * 24 * 3600, description="Deadline for the agent loop."
+        default=None, ge=1, le=MAX_WAIT_SECONDS, description="Deadline for the agent loop."
     )
     sync: bool = Field(default=False, description="Wait for the result (up to `timeout`).")
     timeout: int = Field(default=300, ge=30, le=600, description="Seconds to wait when sync.")
@@ -290,6 +345,8 @@ class RunSpec(BaseModel):
     user_llm: ModelConfig | None = None
     user_script: Script | None = None
     max_user_turns: int = 0
+    client_tools: list[ToolInfo] = Field(default_factory=list)
+    session: bool = False
     max_steps: int
 
 
@@ -320,6 +377,17 @@ class RunView(BaseModel):
     ended_at: datetime | None = None
     torn_down: bool = False
     temporal_ui_url: str | None = None
+    session: bool = False
+    pending_tool_calls: list[ToolCall] | None = Field(
+        default=None, description="While awaiting_input: the calls to answer with /continue."
+    )
+    stage: str | None = None
+    branch: str | None = None
+    output: Any = None
+    client_state: dict[str, Any] | None = None
+    error_message: str | None = Field(
+        default=None, description="An error reported by the caller (PATCH), beside `error`."
+    )
     trajectory: list[EventView] | None = None
     state: dict[str, Any] | None = None
 
@@ -329,6 +397,140 @@ class RunPage(BaseModel):
     limit: int
     offset: int
     runs: list[RunView]
+
+
+# --- HTTP: commands, logs, outputs, artifacts --------------------------------------------------
+
+
+class UserMessageRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    message_id: str | None = Field(
+        default=None,
+        pattern=RUN_ID_PATTERN,
+        description="Sending the same id again is a no-op (safe retries); default: a new id.",
+    )
+    content: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
+
+
+class UserMessage(BaseModel):
+    message_id: str
+    content: str
+
+
+class MessageAck(BaseModel):
+    run_id: str
+    message_id: str
+    duplicate: bool = Field(description="This id was sent before; nothing was queued again.")
+
+
+class ToolResult(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    call_id: str = Field(min_length=1, max_length=200)
+    content: str = Field(max_length=MAX_MESSAGE_CHARS)
+    is_error: bool = False
+
+
+class ContinueRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tool_results: list[ToolResult] = Field(min_length=1, max_length=128)
+
+
+class ContinueAck(BaseModel):
+    step: int
+
+
+class CloseRequest(BaseModel):
+    reason: str = Field(default="closed by request", max_length=1000)
+
+
+class LogLevel(StrEnum):
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
+
+
+class LogEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    entry_id: str | None = Field(
+        default=None, pattern=RUN_ID_PATTERN, description="Appending the same id twice is a no-op."
+    )
+    level: LogLevel = LogLevel.info
+    message: str = Field(max_length=MAX_MESSAGE_CHARS)
+    source: str | None = Field(default=None, max_length=200)
+    data: dict[str, Any] = Field(default_factory=dict)
+    timestamp: datetime | None = Field(default=None, description="When the producer saw it.")
+
+
+class AppendLogRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    entries: list[LogEntry] = Field(min_length=1, max_length=1000)
+
+
+class AppendLogResult(BaseModel):
+    appended: int
+    duplicates: int
+
+
+class RunPatch(BaseModel):
+    """Fields a caller may set on a run. `status` is owned by the workflow: `cancelled`
+    cancels the run and `completed` closes a session; other values are refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: RunStatus | None = None
+    stage: str | None = Field(default=None, max_length=200)
+    branch: str | None = Field(default=None, max_length=200)
+    output: Any = None
+    client_state: dict[str, Any] | None = None
+    error_message: str | None = Field(default=None, max_length=MAX_MESSAGE_CHARS)
+
+
+class ArtifactInfo(BaseModel):
+    name: str
+    storage_path: str
+    size: int
+    sha256: str
+    content_type: str
+    created_at: datetime
+
+
+class ArtifactUpload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=ARTIFACT_NAME_PATTERN)
+    content_base64: str
+    content_type: str = "application/octet-stream"
+
+
+class ArtifactBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    artifacts: list[ArtifactUpload] = Field(min_length=1, max_length=100)
+
+
+class PresignRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=ARTIFACT_NAME_PATTERN)
+    expires_in: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
+
+
+class SignedURL(BaseModel):
+    url: str
+    expires_at: datetime
+
+
+class ConnectionToken(BaseModel):
+    token: str
+    run_id: str
+    expires_at: datetime
+    grants: list[str]
 
 
 class ToolInfo(BaseModel):
@@ -369,6 +571,51 @@ class RunInput(BaseModel):
     user_model: str | None = None
     user_model_is_local: bool = True
     max_user_turns: int = 0
+    client_tools: list[str] = Field(default_factory=list)
+    input_timeout_seconds: int | None = None
+    session: bool = False
+    idle_timeout_seconds: int | None = None
+    continue_as_new_after_events: int = Field(
+        default=10_000, description="History length at which an idle session continues as new."
+    )
+    carry: SessionCarry | None = Field(
+        default=None, description="Set on a continued-as-new run: where the previous one was."
+    )
+
+
+class SessionCarry(BaseModel):
+    """The compact state a session hands to its next run when it continues as new."""
+
+    step: int
+    turns: int
+    deadline: datetime | None
+    recent_message_ids: list[str]
+    queued_messages: list[UserMessage]
+    close_requested: bool
+    stream: WorkflowStreamState | None = None
+
+
+class StatusChange(BaseModel):
+    """A status the workflow reached that the trace store must show (recorded once by key)."""
+
+    run_id: str
+    key: str
+    status: RunStatus
+    pending_tool_calls: list[ToolCallRef] | None = None
+    detail: str | None = None
+
+
+class UserMessagesInput(BaseModel):
+    run_id: str
+    turn: int
+    messages: list[UserMessage]
+
+
+class ToolResultsInput(BaseModel):
+    run_id: str
+    step: int
+    calls: list[ToolCallRef]
+    results: list[ToolResult]
 
 
 class ToolCallRef(BaseModel):
@@ -461,6 +708,11 @@ class RunState(BaseModel):
     reward: float | None = None
     waiting_on: str | None = None
     cancel_requested: bool = False
+    close_requested: bool = False
+    session: bool = False
+    turns: int = 0
+    queued_messages: int = 0
+    pending_tool_calls: list[ToolCallRef] = Field(default_factory=list)
 
 
 class CancelRequest(BaseModel):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -38,6 +38,25 @@ class Settings(BaseSettings):
         description="JSON file of model prices (USD per million tokens) that extends and "
         'overrides the built-in table: {"my-model": {"input": 0.5, "output": 1.5}}.',
     )
+
+    session_history_limit: int = Field(
+        default=10_000,
+        ge=100,
+        description="History events after which an idle session continues as new.",
+    )
+    sse_keepalive_seconds: float = Field(default=15.0, gt=0)
+    event_poll_seconds: float = Field(
+        default=0.05, gt=0, description="How often live event streams look for new events."
+    )
+    blob_store: Literal["local", "s3"] = "local"
+    blob_dir: str = Field(default=".loopline/blobs", description="Artifacts, when local.")
+    s3_bucket: str | None = None
+    s3_prefix: str = "loopline/"
+    s3_endpoint_url: str | None = Field(
+        default=None, description="S3-compatible server (MinIO, R2, ...); unset: AWS."
+    )
+    s3_region: str | None = None
+    max_artifact_bytes: int = Field(default=100 * 1024 * 1024, gt=0)
 
     @field_validator("environment_modules", mode="before")
     @classmethod

@@ -42,6 +42,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import IntegrityError
 
 from loopline.models import (
+    ArtifactInfo,
     EventType,
     EventView,
     Message,
@@ -82,6 +83,13 @@ runs = Table(
     Column("torn_down", Boolean, nullable=False, default=False),
     Column("created_at", DateTime(timezone=True), nullable=False, index=True),
     Column("ended_at", DateTime(timezone=True)),
+    Column("pending_tool_calls", JSON),
+    # Set by the caller (PATCH, set_output), never by the workflow.
+    Column("stage", String(200)),
+    Column("branch", String(200)),
+    Column("output", JSON),
+    Column("client_state", JSON),
+    Column("error_message", Text),
 )
 
 events = Table(
@@ -102,6 +110,18 @@ run_secrets = Table(
     metadata,
     Column("run_id", String(64), ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
     Column("sealed", Text, nullable=False),
+)
+
+artifacts = Table(
+    "artifacts",
+    metadata,
+    Column("run_id", String(64), ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
+    Column("name", String(1000), primary_key=True),
+    Column("storage_path", String(1200), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("content_type", String(200), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
 env_states = Table(
@@ -306,13 +326,7 @@ class TraceStore:
                 unpriced_calls=runs.c.unpriced_calls + usage.unpriced_calls,
             )
         with self._writer.begin() as conn:
-            # Writers of one run queue on its row (SQLite: on BEGIN IMMEDIATE), so that
-            # max(seq) + 1 is free and a concurrent writer of the same key sees it recorded.
-            locked = conn.execute(
-                select(runs.c.run_id).where(runs.c.run_id == run_id).with_for_update()
-            ).first()
-            if locked is None:
-                raise RunNotFoundError(f"no run {run_id!r}")
+            _lock_run(conn, run_id)
             existing = _event_by_key(conn, run_id, key)
             if existing is not None:
                 return existing, False
@@ -345,18 +359,107 @@ class TraceStore:
         return await self._call(work)
 
     async def events(
-        self, run_id: str, *, after: int = 0, limit: int | None = None
+        self,
+        run_id: str,
+        *,
+        after: int = 0,
+        limit: int | None = None,
+        types: list[EventType] | None = None,
+        exclude_types: list[EventType] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> list[EventView]:
-        query = (
-            select(events)
-            .where(events.c.run_id == run_id, events.c.seq > after)
-            .order_by(events.c.seq)
-            .limit(limit)
-        )
+        conditions = [events.c.run_id == run_id, events.c.seq > after]
+        if types:
+            conditions.append(events.c.type.in_([t.value for t in types]))
+        if exclude_types:
+            conditions.append(events.c.type.not_in([t.value for t in exclude_types]))
+        if since is not None:
+            conditions.append(events.c.created_at > since)
+        if until is not None:
+            conditions.append(events.c.created_at <= until)
+        query = select(events).where(*conditions).order_by(events.c.seq).limit(limit)
 
         def work() -> list[EventView]:
             with self._reader.connect() as conn:
                 return [_event_view(row._mapping) for row in conn.execute(query)]
+
+        return await self._call(work)
+
+    async def last_seq(self, run_id: str) -> int:
+        query = select(func.max(events.c.seq)).where(events.c.run_id == run_id)
+
+        def work() -> int:
+            with self._reader.connect() as conn:
+                return int(conn.scalar(query) or 0)
+
+        return await self._call(work)
+
+    async def append(
+        self, run_id: str, entries: list[tuple[str, EventType, dict[str, Any]]]
+    ) -> list[bool]:
+        """Append events from outside the workflow (logs, patches, artifacts) in one
+        transaction; an entry whose key exists is skipped. Returns which were written."""
+
+        def work() -> list[bool]:
+            with self._writer.begin() as conn:
+                _lock_run(conn, run_id)
+                written = []
+                for key, type_, data in entries:
+                    exists = _event_by_key(conn, run_id, key) is not None
+                    if not exists:
+                        _append(conn, run_id, key, type_, data)
+                    written.append(not exists)
+                return written
+
+        return await self._call(work)
+
+    async def patch_run(
+        self, run_id: str, fields: dict[str, Any], key: str, data: dict[str, Any]
+    ) -> None:
+        """Set caller-owned fields of a run and record the change as one patch event."""
+
+        def work() -> None:
+            with self._writer.begin() as conn:
+                _lock_run(conn, run_id)
+                conn.execute(update(runs).where(runs.c.run_id == run_id).values(**fields))
+                _append(conn, run_id, key, EventType.patch, data)
+
+        await self._call(work)
+
+    # --- artifacts -----------------------------------------------------------------------------
+
+    async def put_artifact(self, run_id: str, artifact: ArtifactInfo, key: str) -> None:
+        """Add (or replace) an artifact in the run's manifest and record that it did."""
+        row = {"run_id": run_id, **artifact.model_dump()}
+
+        def work() -> None:
+            with self._writer.begin() as conn:
+                _lock_run(conn, run_id)
+                conn.execute(
+                    artifacts.delete().where(
+                        artifacts.c.run_id == run_id, artifacts.c.name == artifact.name
+                    )
+                )
+                conn.execute(artifacts.insert().values(**row))
+                _append(conn, run_id, key, EventType.artifact, artifact.model_dump(mode="json"))
+
+        await self._call(work)
+
+    async def artifacts(self, run_id: str, name: str | None = None) -> list[ArtifactInfo]:
+        conditions = [artifacts.c.run_id == run_id]
+        if name is not None:
+            conditions.append(artifacts.c.name == name)
+        query = select(artifacts).where(*conditions).order_by(artifacts.c.name)
+
+        def work() -> list[ArtifactInfo]:
+            with self._reader.connect() as conn:
+                return [
+                    ArtifactInfo.model_validate(
+                        {**row._mapping, "created_at": _aware(row.created_at)}
+                    )
+                    for row in conn.execute(query)
+                ]
 
         return await self._call(work)
 
@@ -397,6 +500,16 @@ class TraceStore:
             return dict(state) if state is not None else None
 
         return await self._call(work)
+
+
+def _lock_run(conn: Connection, run_id: str) -> None:
+    # Writers of one run queue on its row (SQLite: on BEGIN IMMEDIATE), so that
+    # max(seq) + 1 is free and a concurrent writer of the same key sees it recorded.
+    locked = conn.execute(
+        select(runs.c.run_id).where(runs.c.run_id == run_id).with_for_update()
+    ).first()
+    if locked is None:
+        raise RunNotFoundError(f"no run {run_id!r}")
 
 
 def _event_by_key(conn: Connection, run_id: str, key: str) -> EventView | None:
@@ -458,6 +571,13 @@ def _run_view(row: Any) -> RunView:
         created_at=_aware(row["created_at"]),
         ended_at=_aware(row["ended_at"]),
         torn_down=row["torn_down"],
+        session=spec.session,
+        pending_tool_calls=row["pending_tool_calls"],
+        stage=row["stage"],
+        branch=row["branch"],
+        output=row["output"],
+        client_state=row["client_state"],
+        error_message=row["error_message"],
     )
 
 

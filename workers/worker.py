@@ -7,6 +7,7 @@ from datetime import timedelta
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.inputs import InputActivities
 from activities.model_calls import ModelCaller
 from activities.model_step import ModelActivities
 from activities.scenario import ScenarioActivities
@@ -33,6 +34,7 @@ def build_worker(
     model = ModelActivities(store, registry, caller)
     user = SimulatedUserActivities(store, registry, caller)
     tools = ToolActivities(store, registry)
+    inputs = InputActivities(store, registry)
     return Worker(
         client,
         task_queue=task_queue,
@@ -44,6 +46,9 @@ def build_worker(
             model.model_step,
             user.user_turn,
             tools.call_tool,
+            inputs.record_status,
+            inputs.record_user_messages,
+            inputs.record_tool_results,
         ],
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
     )

@@ -1,6 +1,8 @@
 """The run workflow: one agent episode, from setup to reward, as durable orchestration.
 
-setup → loop { model step → tool calls } → evaluate → teardown (always).
+setup → turns of { model step → tool calls, server-side or the caller's } → evaluate →
+teardown (always). A session waits for the next user message after each answer and
+continues as new at such an idle point when its history grows long.
 
 The workflow keeps only counters and small state; the conversation lives in the trace store
 and activities read it there, so history grows by a fixed amount per step.
@@ -15,26 +17,38 @@ from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.contrib.workflow_streams import WorkflowStream
+from temporalio.contrib.workflow_streams import WorkflowStream, WorkflowStreamState
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.inputs import InputActivities
     from activities.model_step import ModelActivities
     from activities.scenario import ScenarioActivities
     from activities.simulated_user import SimulatedUserActivities
     from activities.tools import ToolActivities
     from loopline.models import (
         CancelRequest,
+        CloseRequest,
+        ContinueAck,
+        ContinueRequest,
         EvaluateInput,
+        MessageAck,
         ModelStepResult,
         RunInput,
         RunResult,
         RunState,
         RunStatus,
+        SessionCarry,
+        StatusChange,
         StepRef,
         StopReason,
         TeardownInput,
         ToolCallInput,
+        ToolCallRef,
+        ToolResult,
+        ToolResultsInput,
+        UserMessage,
+        UserMessagesInput,
         UserTurnRef,
         UserTurnResult,
     )
@@ -61,6 +75,15 @@ MODEL_RETRY = RetryPolicy(
     maximum_attempts=8,
 )
 
+# A session waits for the next message after these; other endings end it.
+SESSION_TURN_ENDS = frozenset({StopReason.answered, StopReason.max_steps})
+# Message ids remembered for deduplication, carried across continue-as-new.
+RECENT_MESSAGE_IDS = 1000
+# Types of update rejections; the API turns them into 409 and 422 answers.
+NOT_ACCEPTING = "NotAcceptingMessages"
+NOT_AWAITING = "NotAwaitingInput"
+WRONG_TOOL_CALLS = "WrongToolCalls"
+
 InputT = TypeVar("InputT")
 OutputT = TypeVar("OutputT")
 
@@ -69,23 +92,45 @@ OutputT = TypeVar("OutputT")
 class RunWorkflow:
     @workflow.init
     def __init__(self, run: RunInput) -> None:
+        carry = run.carry
         self._run = run
         self._state = RunState(
-            run_id=run.run_id, status=RunStatus.running, step=0, max_steps=run.max_steps
+            run_id=run.run_id,
+            status=RunStatus.running,
+            step=carry.step if carry else 0,
+            max_steps=run.max_steps,
+            session=run.session,
+            turns=carry.turns if carry else 0,
+            close_requested=carry.close_requested if carry else False,
         )
-        self._agent: asyncio.Task[StopReason] | None = None
+        self._agent: asyncio.Task[StopReason | None] | None = None
         self._user_turns = 0
+        self._queue: list[UserMessage] = list(carry.queued_messages) if carry else []
+        self._recent_ids: list[str] = list(carry.recent_message_ids) if carry else []
+        self._tool_results: list[ToolResult] | None = None
+        self._answered_step = 0
+        self._accepting = True
+        if carry is not None:
+            self._deadline = carry.deadline
+        elif run.max_duration_seconds is not None:
+            self._deadline = workflow.now() + timedelta(seconds=run.max_duration_seconds)
+        else:
+            self._deadline = None
         # Live model text (see activities/token_stream.py) for subscribers of the run.
-        self._stream = WorkflowStream()
+        self._stream = WorkflowStream(prior_state=carry.stream if carry else None)
 
     @workflow.run
     async def run(self, run: RunInput) -> RunResult:
         try:
-            status, stop_reason, error = await self._episode()
+            outcome = await self._episode()
         except asyncio.CancelledError:
             # Cancelled through Temporal itself (UI, CLI): tear down, then end as cancelled.
             await self._finish(RunStatus.cancelled, StopReason.cancelled, None)
             raise
+        if outcome is None:
+            await self._continue_as_new()
+            raise AssertionError("unreachable: continue-as-new ends this run")
+        status, stop_reason, error = outcome
         result = await self._finish(status, stop_reason, error)
         if status is RunStatus.failed:
             raise ApplicationError(error or "run failed", type="RunFailed", non_retryable=True)
@@ -93,6 +138,7 @@ class RunWorkflow:
 
     @workflow.query
     def state(self) -> RunState:
+        self._state.queued_messages = len(self._queue)
         return self._state
 
     @workflow.signal
@@ -101,21 +147,78 @@ class RunWorkflow:
         if self._state.cancel_requested:
             return
         self._state.cancel_requested = True
+        self._accepting = False
         workflow.logger.info("cancel requested: %s", request.reason)
         if self._agent is not None:
             self._agent.cancel()
 
-    async def _episode(self) -> tuple[RunStatus, StopReason, str | None]:
+    @workflow.signal
+    def close(self, request: CloseRequest) -> None:
+        """End a session once the agent has answered what it was asked last."""
+        if not self._state.close_requested:
+            workflow.logger.info("close requested: %s", request.reason)
+        self._state.close_requested = True
+        self._accepting = False
+
+    @workflow.update
+    def user_message(self, message: UserMessage) -> MessageAck:
+        """Queue a message for the agent's next step; an id seen before is acknowledged
+        again without queueing it twice."""
+        duplicate = message.message_id in self._recent_ids
+        if not duplicate:
+            self._recent_ids = [*self._recent_ids, message.message_id][-RECENT_MESSAGE_IDS:]
+            self._queue.append(message)
+        return MessageAck(
+            run_id=self._run.run_id, message_id=message.message_id, duplicate=duplicate
+        )
+
+    @user_message.validator
+    def _accepts_messages(self, message: UserMessage) -> None:
+        if not self._accepting and message.message_id not in self._recent_ids:
+            raise ApplicationError(
+                f"run {self._run.run_id} takes no more messages: {self._why_not_accepting()}",
+                type=NOT_ACCEPTING,
+            )
+
+    @workflow.update(name="continue")
+    async def continue_with_results(self, request: ContinueRequest) -> ContinueAck:
+        """Hand in the results of the pending client-side tool calls; returns once they are
+        recorded and the agent goes on."""
+        step = self._state.step
+        self._tool_results = request.tool_results
+        await workflow.wait_condition(lambda: self._answered_step >= step or not self._accepting)
+        return ContinueAck(step=step)
+
+    @continue_with_results.validator
+    def _expects_these_results(self, request: ContinueRequest) -> None:
+        pending = self._state.pending_tool_calls
+        if not pending or self._tool_results is not None or self._state.cancel_requested:
+            raise ApplicationError(
+                f"run {self._run.run_id} is not waiting for tool results "
+                f"(status {self._state.status.value})",
+                type=NOT_AWAITING,
+            )
+        problem = _mismatch(
+            [call.id for call in pending], [r.call_id for r in request.tool_results]
+        )
+        if problem:
+            raise ApplicationError(problem, type=WRONG_TOOL_CALLS)
+
+    async def _episode(self) -> tuple[RunStatus, StopReason, str | None] | None:
         run = self._run
         try:
-            self._details("setting up the scenario")
-            await _lifecycle(
-                ScenarioActivities.setup, run, f"setup {run.environment}/{run.scenario}"
-            )
+            if run.carry is None:
+                self._details("setting up the scenario")
+                await _lifecycle(
+                    ScenarioActivities.setup, run, f"setup {run.environment}/{run.scenario}"
+                )
             if self._state.cancel_requested:
                 return RunStatus.cancelled, StopReason.cancelled, None
-            self._agent = asyncio.create_task(self._agent_loop())
+            self._agent = asyncio.create_task(self._conversation())
             stop_reason = await self._until_deadline(self._agent)
+            self._accepting = False
+            if stop_reason is None:
+                return None
             if stop_reason is StopReason.cancelled:
                 return RunStatus.cancelled, stop_reason, None
             self._details("evaluating")
@@ -129,9 +232,12 @@ class RunWorkflow:
         self._state.reward = evaluation.reward
         return RunStatus.completed, stop_reason, None
 
-    async def _until_deadline(self, agent: asyncio.Task[StopReason]) -> StopReason:
+    async def _until_deadline(self, agent: asyncio.Task[StopReason | None]) -> StopReason | None:
+        timeout = None
+        if self._deadline is not None:
+            timeout = max(0.0, (self._deadline - workflow.now()).total_seconds())
         try:
-            return await asyncio.wait_for(agent, timeout=self._run.max_duration_seconds)
+            return await asyncio.wait_for(agent, timeout=timeout)
         except TimeoutError:
             return StopReason.deadline
         except asyncio.CancelledError:
@@ -139,11 +245,28 @@ class RunWorkflow:
                 raise
             return StopReason.cancelled
 
-    async def _agent_loop(self) -> StopReason:
+    async def _conversation(self) -> StopReason | None:
+        """The agent's turns; a session waits for the next message after each answer.
+
+        Returns None when a session should continue as new (idle, history long)."""
+        # A continued session was idle when it handed over.
+        reason = StopReason.answered if self._run.carry else await self._turn()
+        while self._run.session and reason in SESSION_TURN_ENDS:
+            if self._history_is_long():
+                return None
+            if not await self._wait_for_message():
+                return StopReason.closed if self._state.close_requested else StopReason.idle_timeout
+            reason = await self._turn()
+        return reason
+
+    async def _turn(self) -> StopReason:
+        """Model steps until the agent answers, stops or runs out of steps."""
         run = self._run
-        for step in range(1, run.max_steps + 1):
-            self._state.step = step
-            self._details(f"step {step}/{run.max_steps} · waiting on model {run.model}")
+        for turn_step in range(1, run.max_steps + 1):
+            self._state.step += 1
+            step = self._state.step
+            await self._deliver_messages()
+            self._details(f"step {turn_step}/{run.max_steps} · waiting on model {run.model}")
             reply = await self._model_step(step)
             if not reply.tool_calls:
                 if not run.user_model:
@@ -153,8 +276,11 @@ class RunWorkflow:
                 if (await self._user_turn(step)).done:
                     return StopReason.user_done
                 continue
+            client_calls = [call for call in reply.tool_calls if call.name in run.client_tools]
             for call in reply.tool_calls:
-                self._details(f"step {step}/{run.max_steps} · running tool {call.name}")
+                if call.name in run.client_tools:
+                    continue
+                self._details(f"step {turn_step}/{run.max_steps} · running tool {call.name}")
                 result = await _local(
                     ToolActivities.call_tool,
                     ToolCallInput(run_id=run.run_id, step=step, call_id=call.id),
@@ -162,7 +288,116 @@ class RunWorkflow:
                 )
                 if result.stop:
                     return StopReason.stop_tool
+            if client_calls and not await self._results_of(step, client_calls):
+                return StopReason.input_timeout
         return StopReason.max_steps
+
+    async def _results_of(self, step: int, calls: list[ToolCallRef]) -> bool:
+        """Wait for the caller to run its tools; false if input_timeout_seconds passed."""
+        run = self._run
+        names = ", ".join(call.name for call in calls)
+        self._state.pending_tool_calls = calls
+        await self._change_status(
+            RunStatus.awaiting_input, f"step-{step}:awaiting", pending_tool_calls=calls
+        )
+        self._details(f"step {step} · waiting for the caller to run {names}")
+        try:
+            await workflow.wait_condition(
+                lambda: self._tool_results is not None, timeout=run.input_timeout_seconds
+            )
+        except TimeoutError:
+            return False
+        results = self._tool_results or []
+        await _local(
+            InputActivities.record_tool_results,
+            ToolResultsInput(run_id=run.run_id, step=step, calls=calls, results=results),
+            f"results of {names}",
+        )
+        self._tool_results = None
+        self._state.pending_tool_calls = []
+        self._answered_step = step
+        self._mark(RunStatus.running)
+        return True
+
+    async def _wait_for_message(self) -> bool:
+        """Idle until a user message is queued; false on close or idle timeout."""
+        if self._queue:
+            return True
+        if self._state.close_requested:
+            return False
+        await self._change_status(RunStatus.idle, f"turn-{self._state.turns}:idle")
+        self._details("idle · waiting for the next user message")
+        try:
+            await workflow.wait_condition(
+                lambda: bool(self._queue) or self._state.close_requested,
+                timeout=self._run.idle_timeout_seconds,
+            )
+        except TimeoutError:
+            return False
+        return bool(self._queue)
+
+    async def _deliver_messages(self) -> None:
+        """Put queued user messages into the conversation before the next model step."""
+        if not self._queue:
+            return
+        messages, self._queue = self._queue, []
+        self._state.turns += 1
+        await _local(
+            InputActivities.record_user_messages,
+            UserMessagesInput(run_id=self._run.run_id, turn=self._state.turns, messages=messages),
+            f"user message{'s' if len(messages) > 1 else ''} · turn {self._state.turns}",
+        )
+        self._mark(RunStatus.running)
+
+    async def _change_status(
+        self, status: RunStatus, key: str, pending_tool_calls: list[ToolCallRef] | None = None
+    ) -> None:
+        await _local(
+            InputActivities.record_status,
+            StatusChange(
+                run_id=self._run.run_id,
+                key=key,
+                status=status,
+                pending_tool_calls=pending_tool_calls,
+            ),
+            status.value,
+        )
+        self._mark(status)
+
+    def _mark(self, status: RunStatus) -> None:
+        if self._state.status is not status:
+            self._state.status = status
+            workflow.upsert_search_attributes([STATUS.value_set(status.value)])
+
+    def _history_is_long(self) -> bool:
+        info = workflow.info()
+        return (
+            info.get_current_history_length() >= self._run.continue_as_new_after_events
+            or info.is_continue_as_new_suggested()
+        )
+
+    async def _continue_as_new(self) -> None:
+        self._details("continuing as new")
+
+        def next_run(stream: WorkflowStreamState) -> list[RunInput]:
+            carry = SessionCarry(
+                step=self._state.step,
+                turns=self._state.turns,
+                deadline=self._deadline,
+                recent_message_ids=self._recent_ids,
+                queued_messages=self._queue,
+                close_requested=self._state.close_requested,
+                # Token deltas are live-only: the next run starts an empty log at the same
+                # offset, so subscribers that follow the chain neither miss nor repeat.
+                stream=WorkflowStreamState(
+                    log=[],
+                    base_offset=stream.base_offset + len(stream.log),
+                    publishers=stream.publishers,
+                ),
+            )
+            return [self._run.model_copy(update={"carry": carry})]
+
+        await self._stream.continue_as_new(next_run)
 
     async def _model_step(self, step: int) -> ModelStepResult:
         run = self._run
@@ -186,6 +421,7 @@ class RunWorkflow:
         self, status: RunStatus, stop_reason: StopReason, error: str | None
     ) -> RunResult:
         run = self._run
+        self._accepting = False
         self._details("tearing down")
         await _lifecycle(
             ScenarioActivities.teardown,
@@ -200,11 +436,15 @@ class RunWorkflow:
         )
         self._state.status = status
         self._state.stop_reason = stop_reason
+        self._state.pending_tool_calls = []
         workflow.upsert_search_attributes([STATUS.value_set(status.value)])
         if self._state.reward is not None:
             workflow.upsert_search_attributes([REWARD.value_set(self._state.reward)])
         reward = "" if self._state.reward is None else f" · reward {self._state.reward:g}"
         self._details(f"{status.value} ({stop_reason.value}){reward}")
+        # Release live subscribers and let acknowledged updates return before the run closes.
+        self._stream.detach_pollers()
+        await workflow.wait_condition(workflow.all_handlers_finished)
         return RunResult(
             run_id=run.run_id,
             status=status,
@@ -217,6 +457,30 @@ class RunWorkflow:
     def _details(self, text: str) -> None:
         self._state.waiting_on = text
         workflow.set_current_details(text)
+
+    def _why_not_accepting(self) -> str:
+        if self._state.cancel_requested:
+            return "it was cancelled"
+        if self._state.close_requested:
+            return "it is closing"
+        return "its agent loop has ended"
+
+
+def _mismatch(expected: list[str], given: list[str]) -> str | None:
+    """What is wrong with the call ids of a continue, or None when they answer every call."""
+    problems = []
+    duplicated = sorted({call_id for call_id in given if given.count(call_id) > 1})
+    unknown = sorted(set(given) - set(expected))
+    missing = [call_id for call_id in expected if call_id not in given]
+    if duplicated:
+        problems.append(f"results given twice for {', '.join(duplicated)}")
+    if unknown:
+        problems.append(f"no pending call has id {', '.join(unknown)}")
+    if missing:
+        problems.append(f"missing results for {', '.join(missing)}")
+    if not problems:
+        return None
+    return f"{'; '.join(problems)} (pending calls: {', '.join(expected)})"
 
 
 async def _lifecycle(

@@ -1,0 +1,80 @@
+"""What the caller puts into a run: user messages, results of client-side tools, and the
+statuses the run shows while it waits for them."""
+
+from __future__ import annotations
+
+from temporalio import activity
+
+from activities.base import StoreActivities
+from activities.tools import tool_key
+from loopline.models import (
+    EventType,
+    Message,
+    RunStatus,
+    StatusChange,
+    ToolResultsInput,
+    UserMessagesInput,
+)
+
+
+def message_key(message_id: str) -> str:
+    return f"message:{message_id}"
+
+
+class InputActivities(StoreActivities):
+    @activity.defn(name="record_status")
+    async def record_status(self, change: StatusChange) -> None:
+        pending = (
+            [call.model_dump() for call in change.pending_tool_calls]
+            if change.pending_tool_calls
+            else None
+        )
+        await self.store.record(
+            change.run_id,
+            change.key,
+            EventType.status,
+            {"status": change.status.value, "pending_tool_calls": pending, "detail": change.detail},
+            run_fields={"status": change.status.value, "pending_tool_calls": pending},
+        )
+
+    @activity.defn(name="record_user_messages")
+    async def record_user_messages(self, request: UserMessagesInput) -> None:
+        """Append the messages to the conversation (once per message id) and go on running."""
+        for message in request.messages:
+            content = Message(role="user", content=message.content)
+            await self.store.record(
+                request.run_id,
+                message_key(message.message_id),
+                EventType.message,
+                {**content.model_dump(), "message_id": message.message_id},
+            )
+        await self._running(request.run_id, f"turn-{request.turn}:running")
+
+    @activity.defn(name="record_tool_results")
+    async def record_tool_results(self, request: ToolResultsInput) -> None:
+        """The caller's results, as tool messages answering the model's calls."""
+        names = {call.id: call.name for call in request.calls}
+        for result in request.results:
+            message = Message(
+                role="tool",
+                content=result.content,
+                tool_call_id=result.call_id,
+                name=names[result.call_id],
+                is_error=result.is_error,
+            )
+            await self.store.record(
+                request.run_id,
+                tool_key(request.step, result.call_id),
+                EventType.message,
+                {**message.model_dump(), "client_side": True},
+            )
+        await self._running(request.run_id, f"step-{request.step}:resumed")
+
+    async def _running(self, run_id: str, key: str) -> None:
+        await self.store.record(
+            run_id,
+            key,
+            EventType.status,
+            {"status": RunStatus.running.value, "pending_tool_calls": None, "detail": None},
+            run_fields={"status": RunStatus.running.value, "pending_tool_calls": None},
+        )
