@@ -8,9 +8,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from temporalio.client import Client
 
+from api.access import FullAccess, Signer
+from api.artifacts import ArtifactService
 from api.errors import install_error_handlers
-from api.routes import environments, runs
+from api.live import LiveEvents
+from api.routes import artifacts, commands, environments, runs
 from api.service import RunService
+from loopline.blobs import open_blob_store
 from loopline.registry import Registry
 from loopline.secrets import load_secret_box
 from loopline.settings import Settings
@@ -25,14 +29,24 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         registry = Registry.from_modules(settings.environment_modules)
         temporal = client or await connect(settings.temporal_address, settings.temporal_namespace)
+        box = load_secret_box(settings)
+        signer = Signer.from_box(box)
         async with open_store(settings.database_url) as store:
             app.state.service = RunService(
                 store,
                 temporal,
                 registry,
-                load_secret_box(settings),
+                box,
                 settings.task_queue,
                 settings.temporal_ui_url,
+                settings.session_history_limit,
+            )
+            app.state.live_events = LiveEvents(
+                store, temporal, settings.event_poll_seconds, settings.sse_keepalive_seconds
+            )
+            app.state.signer = signer
+            app.state.artifacts = ArtifactService(
+                store, open_blob_store(settings), signer, settings.max_artifact_bytes
             )
             yield
 
@@ -44,7 +58,9 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.include_router(runs.router)
-    app.include_router(environments.router)
+    app.include_router(commands.router)
+    app.include_router(artifacts.router)
+    app.include_router(environments.router, dependencies=[FullAccess])
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

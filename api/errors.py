@@ -30,6 +30,14 @@ class UnavailableError(Exception):
     """A part Loopline depends on cannot be reached (503)."""
 
 
+class ArtifactNotFoundError(LookupError):
+    """No artifact of that name in the run's manifest (404)."""
+
+
+class TooLargeError(Exception):
+    """The request body is larger than the configured limit (413)."""
+
+
 def _detail(loc: list[Any], message: str, kind: str) -> dict[str, Any]:
     # The shape of FastAPI's own validation errors, so clients parse one format.
     return {"detail": [{"loc": loc, "msg": message, "type": kind}]}
@@ -68,12 +76,17 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(status_code=422, content=_detail(error.loc, error.message, "invalid"))
 
     @app.exception_handler(RunNotFoundError)
-    async def _not_found(_: Request, error: RunNotFoundError) -> JSONResponse:
+    @app.exception_handler(ArtifactNotFoundError)
+    async def _not_found(_: Request, error: LookupError) -> JSONResponse:
         return JSONResponse(status_code=404, content={"detail": str(error)})
 
     @app.exception_handler(ConflictError)
     async def _conflict(_: Request, error: ConflictError) -> JSONResponse:
         return JSONResponse(status_code=409, content={"detail": str(error)})
+
+    @app.exception_handler(TooLargeError)
+    async def _too_large(_: Request, error: TooLargeError) -> JSONResponse:
+        return JSONResponse(status_code=413, content={"detail": str(error)})
 
     @app.exception_handler(UnavailableError)
     async def _unavailable(_: Request, error: UnavailableError) -> JSONResponse:

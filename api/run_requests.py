@@ -34,6 +34,13 @@ class ResolvedRun:
 
 def resolve(request: RunRequest, registry: Registry) -> ResolvedRun:
     scenario = _scenario(request, registry)
+    _check_client_tools(request, registry)
+    if request.session and request.user_model is not None:
+        raise InvalidRequestError(
+            ["body", "session"],
+            "a session takes its user messages from you; drop user_model (a simulated user) "
+            "or session",
+        )
     llm = _model(request.model, "model", request.script, "script")
     user_llm = None
     if request.user_model is not None:
@@ -53,6 +60,8 @@ def resolve(request: RunRequest, registry: Registry) -> ResolvedRun:
         user_llm=user_llm.without_secret() if user_llm else None,
         user_script=request.user_script,
         max_user_turns=request.max_user_turns if user_llm else 0,
+        client_tools=[tool.info() for tool in request.client_tools],
+        session=request.session,
         max_steps=llm.max_steps or request.max_steps,
     )
     return ResolvedRun(spec=spec, secrets=secrets)
@@ -67,6 +76,30 @@ def _scenario(request: RunRequest, registry: Registry) -> Scenario:
         return registry.scenario(request.environment, request.scenario)
     except LookupError as error:
         raise InvalidRequestError(["body", "scenario"], str(error)) from error
+
+
+def _check_client_tools(request: RunRequest, registry: Registry) -> None:
+    server_side = registry.environment(request.environment).tools
+    seen: set[str] = set()
+    for index, tool in enumerate(request.client_tools):
+        where: list[str | int] = ["body", "client_tools", index]
+        if tool.name in server_side:
+            raise InvalidRequestError(
+                [*where, "name"],
+                f"environment {request.environment!r} already has a tool {tool.name!r}; "
+                "give the client-side tool another name",
+            )
+        if tool.name in seen:
+            raise InvalidRequestError(
+                [*where, "name"], f"client tool {tool.name!r} is declared twice"
+            )
+        seen.add(tool.name)
+        if tool.parameters.get("type") != "object":
+            raise InvalidRequestError(
+                [*where, "parameters"],
+                'parameters must be a JSON schema of an object, e.g. {"type": "object", '
+                '"properties": {"path": {"type": "string"}}, "required": ["path"]}',
+            )
 
 
 def _model(

@@ -6,32 +6,51 @@ import asyncio
 import hashlib
 import json
 import uuid
-from typing import Any
+from collections.abc import Awaitable
+from datetime import datetime
+from typing import Any, TypeVar
 
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.client import (
+    Client,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
-from api.errors import ConflictError, UnavailableError
+from api.errors import ConflictError, InvalidRequestError, UnavailableError
 from api.run_requests import resolve
 from loopline.models import (
+    AppendLogResult,
     CancelRequest,
+    CloseRequest,
+    ContinueAck,
+    ContinueRequest,
     EnvironmentInfo,
+    EventType,
     EventView,
+    LogEntry,
+    MessageAck,
     Provider,
     RunInput,
     RunPage,
+    RunPatch,
     RunRequest,
     RunSpec,
     RunStatus,
     RunView,
+    UserMessage,
+    UserMessageRequest,
 )
 from loopline.registry import Registry
 from loopline.secrets import SecretBox
 from loopline.store import TraceStore, workflow_id_for
 from loopline.temporal import initial_search_attributes
-from workflows.run import RunWorkflow
+from workflows.run import NOT_ACCEPTING, NOT_AWAITING, WRONG_TOOL_CALLS, RunWorkflow
+
+T = TypeVar("T")
 
 
 class RunService:
@@ -43,6 +62,7 @@ class RunService:
         secrets: SecretBox,
         task_queue: str,
         temporal_ui_url: str | None,
+        session_history_limit: int,
     ) -> None:
         self._store = store
         self._client = client
@@ -50,6 +70,7 @@ class RunService:
         self._secrets = secrets
         self._task_queue = task_queue
         self._temporal_ui_url = temporal_ui_url
+        self._session_history_limit = session_history_limit
 
     # --- environments --------------------------------------------------------------------------
 
@@ -74,7 +95,7 @@ class RunService:
                 f"run id {run_id!r} is already used by a run with a different request; "
                 "choose another run_id or repeat the original request exactly"
             )
-        await self._start_workflow(run_id, spec, request.max_duration_seconds)
+        await self._start_workflow(run_id, spec, request)
         if request.sync:
             await self._wait(run_id, request.timeout)
         return await self.get_run(run_id), existing_identity is None
@@ -106,28 +127,105 @@ class RunService:
             view.temporal_ui_url = self._ui_link(view.workflow_id)
         return RunPage(total=total, limit=limit, offset=offset, runs=views)
 
-    async def events(self, run_id: str, *, after: int, limit: int) -> list[EventView]:
+    async def events(
+        self,
+        run_id: str,
+        *,
+        after: int,
+        limit: int,
+        types: list[EventType] | None = None,
+        exclude_types: list[EventType] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[EventView]:
         await self._store.get_run(run_id)
-        return await self._store.events(run_id, after=after, limit=limit)
+        return await self._store.events(
+            run_id,
+            after=after,
+            limit=limit,
+            types=types,
+            exclude_types=exclude_types,
+            since=since,
+            until=until,
+        )
+
+    # --- commands ------------------------------------------------------------------------------
 
     async def cancel_run(self, run_id: str, request: CancelRequest) -> RunView:
-        view = await self._store.get_run(run_id)
-        if view.status.is_final:
-            raise ConflictError(f"run {run_id!r} has already ended ({view.status.value})")
-        handle = self._client.get_workflow_handle(view.workflow_id)
-        try:
-            await handle.signal(RunWorkflow.cancel, request)
-        except RPCError as error:
-            raise UnavailableError(
-                f"could not reach the run's workflow: {error.message}"
-            ) from error
+        view = await self._live_run(run_id)
+        await self._call(self._handle(view).signal(RunWorkflow.cancel, request))
         return await self.get_run(run_id)
+
+    async def close_run(self, run_id: str, request: CloseRequest) -> RunView:
+        view = await self._live_run(run_id)
+        await self._call(self._handle(view).signal(RunWorkflow.close, request))
+        return await self.get_run(run_id)
+
+    async def send_message(self, run_id: str, request: UserMessageRequest) -> MessageAck:
+        view = await self._live_run(run_id)
+        message = UserMessage(
+            message_id=request.message_id or uuid.uuid4().hex, content=request.content
+        )
+        return await self._call(
+            self._handle(view).execute_update(
+                RunWorkflow.user_message, message, id=f"message-{message.message_id}"
+            )
+        )
+
+    async def continue_run(self, run_id: str, request: ContinueRequest) -> RunView:
+        """Hand in client tool results; returns once the run has recorded them."""
+        view = await self._live_run(run_id)
+        # By name: the SDK types an async update method's result as a coroutine.
+        update = self._handle(view).execute_update("continue", request, result_type=ContinueAck)
+        await self._call(update)
+        return await self.get_run(run_id)
+
+    # --- what callers attach to a run ----------------------------------------------------------
+
+    async def append_logs(self, run_id: str, entries: list[LogEntry]) -> AppendLogResult:
+        await self._store.get_run(run_id)
+        written = await self._store.append(
+            run_id,
+            [
+                (
+                    f"log:{entry.entry_id or uuid.uuid4().hex}",
+                    EventType.log,
+                    entry.model_dump(mode="json", exclude_none=True),
+                )
+                for entry in entries
+            ],
+        )
+        appended = sum(written)
+        return AppendLogResult(appended=appended, duplicates=len(written) - appended)
+
+    async def patch_run(self, run_id: str, patch: RunPatch) -> RunView:
+        fields = patch.model_dump(mode="json", exclude_unset=True)
+        status = fields.pop("status", None)
+        if status is not None:
+            await self._apply_status(run_id, RunStatus(status))
+        if fields:
+            await self._store.get_run(run_id)
+            await self._store.patch_run(run_id, fields, f"patch:{uuid.uuid4().hex}", fields)
+        return await self.get_run(run_id)
+
+    async def _apply_status(self, run_id: str, status: RunStatus) -> None:
+        """The workflow owns a run's status; a caller may only ask it to end."""
+        if status is RunStatus.cancelled:
+            await self.cancel_run(run_id, CancelRequest(reason="status set to cancelled"))
+            return
+        view = await self._store.get_run(run_id)
+        if status is RunStatus.completed and view.session:
+            await self.close_run(run_id, CloseRequest(reason="status set to completed"))
+            return
+        raise InvalidRequestError(
+            ["body", "status"],
+            f"status {status.value!r} cannot be set: the run's workflow owns its status. "
+            "Set 'cancelled' to cancel a run, or 'completed' to close a session.",
+        )
 
     # --- helpers -------------------------------------------------------------------------------
 
-    async def _start_workflow(
-        self, run_id: str, spec: RunSpec, max_duration_seconds: int | None
-    ) -> None:
+    async def _start_workflow(self, run_id: str, spec: RunSpec, request: RunRequest) -> None:
         user_llm = spec.user_llm
         run = RunInput(
             run_id=run_id,
@@ -135,11 +233,16 @@ class RunService:
             scenario=spec.scenario,
             model=spec.model,
             max_steps=spec.max_steps,
-            max_duration_seconds=max_duration_seconds,
+            max_duration_seconds=request.max_duration_seconds,
             model_is_local=spec.llm.provider is Provider.scripted,
             user_model=user_llm.label if user_llm else None,
             user_model_is_local=user_llm is None or user_llm.provider is Provider.scripted,
             max_user_turns=spec.max_user_turns,
+            client_tools=[tool.name for tool in spec.client_tools],
+            input_timeout_seconds=request.input_timeout_seconds,
+            session=spec.session,
+            idle_timeout_seconds=request.idle_timeout_seconds if spec.session else None,
+            continue_as_new_after_events=self._session_history_limit,
         )
         try:
             await self._client.start_workflow(
@@ -156,6 +259,33 @@ class RunService:
             return  # the run already ran to its end: the idempotent start returns it
         except RPCError as error:
             raise UnavailableError(f"Temporal did not accept the run: {error.message}") from error
+
+    async def _live_run(self, run_id: str) -> RunView:
+        view = await self._store.get_run(run_id)
+        if view.status.is_final:
+            raise ConflictError(f"run {run_id!r} has already ended ({view.status.value})")
+        return view
+
+    def _handle(self, view: RunView) -> WorkflowHandle[Any, Any]:
+        return self._client.get_workflow_handle(view.workflow_id)
+
+    async def _call(self, call: Awaitable[T]) -> T:
+        """Signal or update the run's workflow; its refusals become 409/422 answers."""
+        try:
+            return await call
+        except WorkflowUpdateFailedError as error:
+            cause = error.cause
+            if isinstance(cause, ApplicationError) and cause.type == WRONG_TOOL_CALLS:
+                raise InvalidRequestError(["body", "tool_results"], cause.message) from error
+            if isinstance(cause, ApplicationError) and cause.type in {NOT_AWAITING, NOT_ACCEPTING}:
+                raise ConflictError(cause.message) from error
+            raise
+        except RPCError as error:
+            if error.status is RPCStatusCode.NOT_FOUND:
+                raise ConflictError(f"the run's workflow has ended: {error.message}") from error
+            raise UnavailableError(
+                f"could not reach the run's workflow: {error.message}"
+            ) from error
 
     async def _wait(self, run_id: str, seconds: int) -> None:
         handle = self._client.get_workflow_handle(workflow_id_for(run_id))

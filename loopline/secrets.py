@@ -7,6 +7,8 @@ deletes when the run ends.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 from pathlib import Path
@@ -22,7 +24,12 @@ class SecretsUnavailableError(RuntimeError):
 
 class SecretBox:
     def __init__(self, key: bytes) -> None:
+        self._key = key
         self._fernet = Fernet(key)
+
+    def derive(self, purpose: str) -> bytes:
+        """A key for one other purpose (signing URLs, tokens), unrelated to the sealing key."""
+        return hmac.new(self._key, f"loopline:{purpose}".encode(), hashlib.sha256).digest()
 
     def seal(self, secrets: dict[str, str]) -> str:
         return self._fernet.encrypt(json.dumps(secrets).encode()).decode()

@@ -1,21 +1,41 @@
-"""Native API v1: runs."""
+"""Native API v1: runs, their events (JSON or live SSE), logs and caller-set fields."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Response, status
+from fastapi import APIRouter, Body, Header, Query, Request, Response, status
+from fastapi.responses import StreamingResponse
 
-from api.deps import Service
-from loopline.models import CancelRequest, EventView, RunPage, RunRequest, RunStatus, RunView
+from api.access import FullAccess, RunAccess
+from api.deps import Live, Service
+from api.errors import InvalidRequestError
+from api.live import EventFilter
+from loopline.models import (
+    AppendLogRequest,
+    AppendLogResult,
+    EventType,
+    EventView,
+    RunPage,
+    RunPatch,
+    RunRequest,
+    RunStatus,
+    RunView,
+)
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"])
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+TYPES_HELP = f"Comma-separated event types: {', '.join(t.value for t in EventType)}"
 
 
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
     responses={200: {"description": "A run with this run_id and body already exists"}},
+    dependencies=[FullAccess],
 )
 async def start_run(request: RunRequest, response: Response, service: Service) -> RunView:
     """Start an agent episode; with `sync` wait up to `timeout` seconds for its result."""
@@ -25,7 +45,7 @@ async def start_run(request: RunRequest, response: Response, service: Service) -
     return view
 
 
-@router.get("")
+@router.get("", dependencies=[FullAccess])
 async def list_runs(
     service: Service,
     environment: str | None = None,
@@ -40,7 +60,7 @@ async def list_runs(
     )
 
 
-@router.get("/{run_id}")
+@router.get("/{run_id}", dependencies=[FullAccess])
 async def get_run(
     run_id: str,
     service: Service,
@@ -53,19 +73,113 @@ async def get_run(
     )
 
 
-@router.get("/{run_id}/events")
+@router.patch("/{run_id}", dependencies=[FullAccess])
+async def patch_run(run_id: str, patch: RunPatch, service: Service) -> RunView:
+    """Set stage, branch, output, client_state or error_message; `status` may only be set
+    to `cancelled` (cancels the run) or `completed` (closes a session)."""
+    return await service.patch_run(run_id, patch)
+
+
+@router.put("/{run_id}/output", dependencies=[FullAccess])
+async def set_output(run_id: str, service: Service, output: Annotated[Any, Body()]) -> RunView:
+    """Set the run's output (a PR URL, a commit SHA, any JSON value)."""
+    return await service.patch_run(run_id, RunPatch(output=output))
+
+
+@router.get(
+    "/{run_id}/events",
+    dependencies=[RunAccess],
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
 async def list_events(
     run_id: str,
+    request: Request,
     service: Service,
+    live: Live,
     after: Annotated[int, Query(ge=0, description="Only events with a larger seq")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> list[EventView]:
-    return await service.events(run_id, after=after, limit=limit)
+    event_types: Annotated[str | None, Query(description=TYPES_HELP)] = None,
+    exclude_types: Annotated[str | None, Query(description=TYPES_HELP)] = None,
+    since: Annotated[datetime | None, Query(description="Only events recorded after")] = None,
+    until: Annotated[datetime | None, Query(description="Only events recorded up to")] = None,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> Any:
+    """Events in sequence order. With `Accept: text/event-stream`, a live SSE stream that
+    resumes after `Last-Event-ID` (or `after`) and ends when the run ends."""
+    types = _types(event_types, "event_types")
+    excluded = _types(exclude_types, "exclude_types")
+    if "text/event-stream" in request.headers.get("accept", ""):
+        start = _resume_point(last_event_id, after)
+        frames = live.stream(run_id, start, EventFilter(frozenset(types), frozenset(excluded)))
+        await service.get_run(run_id)
+        return StreamingResponse(frames, media_type="text/event-stream", headers=SSE_HEADERS)
+    events: list[EventView] = await service.events(
+        run_id,
+        after=after,
+        limit=limit,
+        types=types,
+        exclude_types=excluded,
+        since=since,
+        until=until,
+    )
+    return events
 
 
-@router.post("/{run_id}/cancel", status_code=status.HTTP_202_ACCEPTED)
-async def cancel_run(
-    run_id: str, service: Service, request: Annotated[CancelRequest | None, Body()] = None
-) -> RunView:
-    """Ask a run to stop gracefully; it still tears down and records a final status."""
-    return await service.cancel_run(run_id, request or CancelRequest())
+@router.post("/{run_id}/logs", dependencies=[RunAccess])
+async def append_log(run_id: str, request: AppendLogRequest, service: Service) -> AppendLogResult:
+    """Append log entries from outside the run (a sandbox, a CI job); each becomes a `log`
+    event. Entries with an `entry_id` already appended are skipped."""
+    return await service.append_logs(run_id, request.entries)
+
+
+@router.get(
+    "/{run_id}/logs",
+    dependencies=[FullAccess],
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/x-ndjson": {}}}},
+)
+async def download_logs(
+    run_id: str,
+    service: Service,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> StreamingResponse:
+    """The run's log events as JSON Lines, oldest first."""
+    await service.get_run(run_id)
+
+    async def lines() -> AsyncIterator[str]:
+        after = 0
+        while page := await service.events(
+            run_id, after=after, limit=1000, types=[EventType.log], since=since, until=until
+        ):
+            for event in page:
+                yield event.model_dump_json() + "\n"
+            after = page[-1].seq
+
+    headers = {"Content-Disposition": f'attachment; filename="{run_id}.logs.jsonl"'}
+    return StreamingResponse(lines(), media_type="application/x-ndjson", headers=headers)
+
+
+def _types(value: str | None, field: str) -> list[EventType]:
+    if not value:
+        return []
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    known = {t.value for t in EventType}
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise InvalidRequestError(
+            ["query", field],
+            f"unknown event type {', '.join(unknown)}; known: {', '.join(sorted(known))}",
+        )
+    return [EventType(name) for name in names]
+
+
+def _resume_point(last_event_id: str | None, after: int) -> int:
+    if last_event_id is None:
+        return after
+    try:
+        return max(int(last_event_id), after)
+    except ValueError:
+        raise InvalidRequestError(
+            ["header", "last-event-id"], "Last-Event-ID must be the seq of an event"
+        ) from None
