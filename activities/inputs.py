@@ -3,9 +3,12 @@ statuses the run shows while it waits for them."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from temporalio import activity
 
 from activities.base import StoreActivities
+from activities.model_step import model_key
 from activities.tools import tool_key
 from loopline.models import (
     EventType,
@@ -24,11 +27,7 @@ def message_key(message_id: str) -> str:
 class InputActivities(StoreActivities):
     @activity.defn(name="record_status")
     async def record_status(self, change: StatusChange) -> None:
-        pending = (
-            [call.model_dump() for call in change.pending_tool_calls]
-            if change.pending_tool_calls
-            else None
-        )
+        pending = await self._pending_calls(change)
         await self.store.record(
             change.run_id,
             change.key,
@@ -69,6 +68,15 @@ class InputActivities(StoreActivities):
                 {**message.model_dump(), "client_side": True},
             )
         await self._running(request.run_id, f"step-{request.step}:resumed")
+
+    async def _pending_calls(self, change: StatusChange) -> list[dict[str, Any]] | None:
+        """The calls the caller must answer, with their arguments (from the model's reply)."""
+        if not change.pending_tool_calls:
+            return None
+        wanted = {call.id for call in change.pending_tool_calls}
+        reply = await self.store.event_by_key(change.run_id, model_key(change.step))
+        calls = Message.model_validate(reply.data).tool_calls if reply else []
+        return [call.model_dump() for call in calls if call.id in wanted]
 
     async def _running(self, run_id: str, key: str) -> None:
         await self.store.record(

@@ -166,10 +166,10 @@ class RunService:
         message = UserMessage(
             message_id=request.message_id or uuid.uuid4().hex, content=request.content
         )
+        # The workflow dedupes by message id across continue-as-new and says so in its
+        # answer; Temporal's own update-id dedupe would not (it ends with each run).
         return await self._call(
-            self._handle(view).execute_update(
-                RunWorkflow.user_message, message, id=f"message-{message.message_id}"
-            )
+            self._handle(view).execute_update(RunWorkflow.user_message, message)
         )
 
     async def continue_run(self, run_id: str, request: ContinueRequest) -> RunView:

@@ -601,6 +601,7 @@ class StatusChange(BaseModel):
     run_id: str
     key: str
     status: RunStatus
+    step: int
     pending_tool_calls: list[ToolCallRef] | None = None
     detail: str | None = None
 

@@ -41,7 +41,7 @@ class Settings(BaseSettings):
 
     session_history_limit: int = Field(
         default=10_000,
-        ge=100,
+        ge=50,
         description="History events after which an idle session continues as new.",
     )
     sse_keepalive_seconds: float = Field(default=15.0, gt=0)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,8 @@ class Stack:
             "LOOPLINE_TEMPORAL_UI_URL": "http://127.0.0.1:8233",
             "LOOPLINE_SECRET_KEY_FILE": str(self.workdir / "secret.key"),
             "LOOPLINE_LOG_LEVEL": self.log_level,
+            "LOOPLINE_SSE_KEEPALIVE_SECONDS": "1",
+            "LOOPLINE_BLOB_DIR": str(self.workdir / "blobs"),
             **self.extra_env,
         }
 
@@ -168,3 +171,34 @@ def run_body(
         "script": {"steps": list(steps), "repeat": repeat},
         **extra,
     }
+
+
+@dataclass
+class SseEvent:
+    event: str
+    data: str
+    id: str | None = None
+
+
+async def sse_events(
+    http: httpx.AsyncClient, path: str, *, headers: dict[str, str] | None = None, **params: Any
+) -> AsyncIterator[SseEvent]:
+    """Parse a text/event-stream response; comment lines (keep-alives) come out as events
+    named ':'."""
+    request_headers = {"Accept": "text/event-stream", **(headers or {})}
+    async with http.stream("GET", path, headers=request_headers, params=params) as response:
+        assert response.status_code == 200, await response.aread()
+        fields: dict[str, str] = {}
+        async for line in response.aiter_lines():
+            if line.startswith(":"):
+                yield SseEvent(event=":", data=line[1:].strip())
+            elif line:
+                name, _, value = line.partition(":")
+                fields[name] = value.removeprefix(" ")
+            elif fields:
+                yield SseEvent(
+                    event=fields.get("event", "message"),
+                    data=fields.get("data", ""),
+                    id=fields.get("id"),
+                )
+                fields = {}

@@ -358,6 +358,7 @@ class RunWorkflow:
                 run_id=self._run.run_id,
                 key=key,
                 status=status,
+                step=self._state.step,
                 pending_tool_calls=pending_tool_calls,
             ),
             status.value,
