@@ -1,0 +1,80 @@
+"""A run suspended on a client-side tool survives its worker and its Temporal server."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from loopline.temporal import SEARCH_ATTRIBUTES, temporal_binary
+from tests.api.test_client_tools import client_tool_body
+from tests.harness import Stack, free_port, wait_for_run
+
+
+async def suspend(api: httpx.AsyncClient) -> dict[str, Any]:
+    response = await api.post("/v1/runs", json=client_tool_body())
+    assert response.status_code == 201, response.text
+    return await wait_for_run(api, response.json()["run_id"], until={"awaiting_input"})
+
+
+async def resume_to_the_end(api: httpx.AsyncClient, run: dict[str, Any]) -> dict[str, Any]:
+    [call] = run["pending_tool_calls"]
+    results = {"tool_results": [{"call_id": call["id"], "content": "Nairobi"}]}
+    response = await api.post(f"/v1/runs/{run['run_id']}/continue", json=results)
+    assert response.status_code == 200, response.text
+    return await wait_for_run(api, run["run_id"], within=60)
+
+
+@pytest.fixture
+async def private_stack(temporal_address: str, tmp_path: Path) -> AsyncIterator[Stack]:
+    stack = Stack(temporal_address=temporal_address, workdir=tmp_path)
+    await stack.start_api()
+    yield stack
+    stack.stop()
+
+
+async def test_suspended_run_resumes_on_a_new_worker(private_stack: Stack) -> None:
+    async with httpx.AsyncClient(base_url=private_stack.api_url, timeout=60) as api:
+        first = private_stack.start_worker()
+        run = await suspend(api)
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        private_stack.start_worker()
+        done = await resume_to_the_end(api, run)
+    assert (done["status"], done["reward"]) == ("completed", 1.0)
+
+
+async def _dev_server(database: Path, port: int) -> WorkflowEnvironment:
+    return await WorkflowEnvironment.start_local(
+        data_converter=pydantic_data_converter,
+        port=port,
+        search_attributes=SEARCH_ATTRIBUTES,
+        dev_server_existing_path=temporal_binary(),
+        dev_server_database_filename=str(database),
+        dev_server_log_level="error",
+    )
+
+
+async def test_suspended_run_resumes_after_temporal_restarts(tmp_path: Path) -> None:
+    port = free_port()
+    database = tmp_path / "temporal.db"
+    server = await _dev_server(database, port)
+    stack = Stack(temporal_address=f"127.0.0.1:{port}", workdir=tmp_path)
+    try:
+        stack.start_worker()
+        await stack.start_api()
+        async with httpx.AsyncClient(base_url=stack.api_url, timeout=60) as api:
+            run = await suspend(api)
+            await server.shutdown()
+            server = await _dev_server(database, port)
+            done = await resume_to_the_end(api, run)
+        assert (done["status"], done["reward"]) == ("completed", 1.0)
+    finally:
+        stack.stop()
+        await server.shutdown()
