@@ -31,6 +31,8 @@ class Reply:
     prompt_tokens: int = 100
     output_tokens: int = 20
     reasoning_tokens: int = 0
+    # Pause between streamed chunks, for tests that watch text arrive live.
+    chunk_delay: float = 0.0
 
 
 @dataclass
@@ -90,7 +92,7 @@ class Upstream:
                 error = {"error": {"message": plan.message, "type": "test_error", "code": None}}
                 return JSONResponse(error, status_code=plan.status, headers=plan.headers)
             if body.get("stream"):
-                return _sse(_openai_chunks(body, plan), named=False)
+                return _sse(_openai_chunks(body, plan), named=False, delay=plan.chunk_delay)
             return JSONResponse(_openai_completion(body, plan))
 
         @app.post("/v1/messages")
@@ -101,7 +103,7 @@ class Upstream:
                 error = {"type": "error", "error": {"type": "test_error", "message": plan.message}}
                 return JSONResponse(error, status_code=plan.status, headers=plan.headers)
             if body.get("stream"):
-                return _sse(_anthropic_events(body, plan), named=True)
+                return _sse(_anthropic_events(body, plan), named=True, delay=plan.chunk_delay)
             return JSONResponse(_anthropic_message(body, plan))
 
         return app
@@ -121,11 +123,15 @@ class Upstream:
             await task
 
 
-def _sse(events: Iterator[tuple[str, dict[str, Any] | str]], *, named: bool) -> Response:
-    def render() -> Iterator[str]:
+def _sse(
+    events: Iterator[tuple[str, dict[str, Any] | str]], *, named: bool, delay: float
+) -> Response:
+    async def render() -> AsyncIterator[str]:
         for name, data in events:
             text = data if isinstance(data, str) else json.dumps(data)
             yield (f"event: {name}\n" if named else "") + f"data: {text}\n\n"
+            if delay:
+                await asyncio.sleep(delay)
 
     return StreamingResponse(render(), media_type="text/event-stream")
 

@@ -7,14 +7,17 @@ from datetime import datetime
 
 import httpx
 
+from tests.activities.providers.test_openai_chat import PERU, gpt
 from tests.harness import (
     answer_step,
+    model_body,
     run_body,
     run_to_end,
     sse_events,
     tool_step,
     wait_for_run,
 )
+from tests.upstream import Reply, Upstream
 
 
 def slow_run(tickets: int = 6) -> dict[str, object]:
@@ -95,3 +98,23 @@ async def test_event_filters(api: httpx.AsyncClient) -> None:
     bad = await api.get(path, params={"event_types": "messages"})
     assert bad.status_code == 422
     assert "unknown event type messages" in bad.json()["detail"][0]["msg"]
+
+
+async def test_streamed_model_text_arrives_as_delta_events(
+    api: httpx.AsyncClient, upstream: Upstream
+) -> None:
+    model = gpt(upstream)
+    answer = " ".join(f"word{n}" for n in range(60))
+    upstream.plan(model["model"], Reply(text=answer, chunk_delay=0.05))
+    run_id = (await api.post("/v1/runs", json=model_body(model, PERU))).json()["run_id"]
+    deltas: list[dict[str, object]] = []
+    async for event in sse_events(api, f"/v1/runs/{run_id}/events"):
+        if event.event == "end":
+            break
+        if event.event == "delta":
+            assert event.id is None, "live text must not move the resume point"
+            deltas.append(json.loads(event.data))
+    assert len(deltas) >= 2, "text streamed for 3 s should come in several coalesced pieces"
+    text = "".join(str(delta["text"]) for delta in deltas)
+    assert answer.endswith(text)
+    assert {(delta["step"], delta["purpose"]) for delta in deltas} == {(1, "agent")}
