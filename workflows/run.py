@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -129,7 +129,6 @@ class RunWorkflow:
             raise
         if outcome is None:
             await self._continue_as_new()
-            raise AssertionError("unreachable: continue-as-new ends this run")
         status, stop_reason, error = outcome
         result = await self._finish(status, stop_reason, error)
         if status is RunStatus.failed:
@@ -377,7 +376,7 @@ class RunWorkflow:
             or info.is_continue_as_new_suggested()
         )
 
-    async def _continue_as_new(self) -> None:
+    async def _continue_as_new(self) -> NoReturn:
         self._details("continuing as new")
 
         def next_run(stream: WorkflowStreamState) -> list[RunInput]:
