@@ -28,13 +28,7 @@ class InputActivities(StoreActivities):
     @activity.defn(name="record_status")
     async def record_status(self, change: StatusChange) -> None:
         pending = await self._pending_calls(change)
-        await self.store.record(
-            change.run_id,
-            change.key,
-            EventType.status,
-            {"status": change.status.value, "pending_tool_calls": pending, "detail": change.detail},
-            run_fields={"status": change.status.value, "pending_tool_calls": pending},
-        )
+        await self._status(change.run_id, change.key, change.status, pending)
 
     @activity.defn(name="record_user_messages")
     async def record_user_messages(self, request: UserMessagesInput) -> None:
@@ -47,7 +41,7 @@ class InputActivities(StoreActivities):
                 EventType.message,
                 {**content.model_dump(), "message_id": message.message_id},
             )
-        await self._running(request.run_id, f"turn-{request.turn}:running")
+        await self._status(request.run_id, f"turn-{request.turn}:running", RunStatus.running)
 
     @activity.defn(name="record_tool_results")
     async def record_tool_results(self, request: ToolResultsInput) -> None:
@@ -67,7 +61,7 @@ class InputActivities(StoreActivities):
                 EventType.message,
                 {**message.model_dump(), "client_side": True},
             )
-        await self._running(request.run_id, f"step-{request.step}:resumed")
+        await self._status(request.run_id, f"step-{request.step}:resumed", RunStatus.running)
 
     async def _pending_calls(self, change: StatusChange) -> list[dict[str, Any]] | None:
         """The calls the caller must answer, with their arguments (from the model's reply)."""
@@ -78,11 +72,12 @@ class InputActivities(StoreActivities):
         calls = Message.model_validate(reply.data).tool_calls if reply else []
         return [call.model_dump() for call in calls if call.id in wanted]
 
-    async def _running(self, run_id: str, key: str) -> None:
-        await self.store.record(
-            run_id,
-            key,
-            EventType.status,
-            {"status": RunStatus.running.value, "pending_tool_calls": None, "detail": None},
-            run_fields={"status": RunStatus.running.value, "pending_tool_calls": None},
-        )
+    async def _status(
+        self,
+        run_id: str,
+        key: str,
+        status: RunStatus,
+        pending: list[dict[str, Any]] | None = None,
+    ) -> None:
+        fields = {"status": status.value, "pending_tool_calls": pending}
+        await self.store.record(run_id, key, EventType.status, fields, run_fields=fields)

@@ -183,7 +183,6 @@ class RunService:
     # --- what callers attach to a run ----------------------------------------------------------
 
     async def append_logs(self, run_id: str, entries: list[LogEntry]) -> AppendLogResult:
-        await self._store.get_run(run_id)
         written = await self._store.append(
             run_id,
             [
@@ -204,7 +203,6 @@ class RunService:
         if status is not None:
             await self._apply_status(run_id, RunStatus(status))
         if fields:
-            await self._store.get_run(run_id)
             await self._store.patch_run(run_id, fields, f"patch:{uuid.uuid4().hex}", fields)
         return await self.get_run(run_id)
 

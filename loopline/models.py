@@ -603,7 +603,6 @@ class StatusChange(BaseModel):
     status: RunStatus
     step: int
     pending_tool_calls: list[ToolCallRef] | None = None
-    detail: str | None = None
 
 
 class UserMessagesInput(BaseModel):
