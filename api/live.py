@@ -91,7 +91,13 @@ class LiveEvents:
             if time.monotonic() - last_sent >= self._keepalive_seconds:
                 yield ": keep-alive\n\n"
                 last_sent = time.monotonic()
-            await _first_of(deltas, self._poll_seconds)
+            # Sleep until the next poll, waking early for live text.
+            try:
+                delta = await asyncio.wait_for(deltas.get(), timeout=self._poll_seconds)
+            except TimeoutError:
+                continue
+            yield _delta_frame(delta)
+            last_sent = time.monotonic()
 
     async def _follow_deltas(self, run_id: str, deltas: asyncio.Queue[TokenDelta]) -> None:
         """Best effort: live text is a nicety, the recorded events are the record."""
@@ -100,15 +106,6 @@ class LiveEvents:
             offset = await stream.get_offset()
             async for item in stream.subscribe(TOKENS_TOPIC, offset, result_type=TokenDelta):
                 deltas.put_nowait(item.data)
-
-
-async def _first_of(deltas: asyncio.Queue[TokenDelta], seconds: float) -> None:
-    """Sleep up to `seconds`, or less when live text arrives (it is put back for sending)."""
-    try:
-        delta = await asyncio.wait_for(deltas.get(), timeout=seconds)
-    except TimeoutError:
-        return
-    deltas.put_nowait(delta)
 
 
 def _is_final(event: EventView) -> bool:

@@ -110,8 +110,8 @@ async def list_events(
     excluded = _types(exclude_types, "exclude_types")
     if "text/event-stream" in request.headers.get("accept", ""):
         start = _resume_point(last_event_id, after)
+        await service.get_run(run_id)  # a 404 now, not a broken stream later
         frames = live.stream(run_id, start, EventFilter(frozenset(types), frozenset(excluded)))
-        await service.get_run(run_id)
         return StreamingResponse(frames, media_type="text/event-stream", headers=SSE_HEADERS)
     events: list[EventView] = await service.events(
         run_id,
