@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import signal
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -29,14 +27,6 @@ async def resume_to_the_end(api: httpx.AsyncClient, run: dict[str, Any]) -> dict
     response = await api.post(f"/v1/runs/{run['run_id']}/continue", json=results)
     assert response.status_code == 200, response.text
     return await wait_for_run(api, run["run_id"], within=60)
-
-
-@pytest.fixture
-async def private_stack(temporal_address: str, tmp_path: Path) -> AsyncIterator[Stack]:
-    stack = Stack(temporal_address=temporal_address, workdir=tmp_path)
-    await stack.start_api()
-    yield stack
-    stack.stop()
 
 
 async def test_suspended_run_resumes_on_a_new_worker(private_stack: Stack) -> None:

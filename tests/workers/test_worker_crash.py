@@ -3,24 +3,12 @@
 from __future__ import annotations
 
 import signal
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
-import pytest
 
 from tests.harness import Stack, answer_step, run_body, tool_step, wait_for_run, wait_for_steps
 
 TICKETS = 12
-
-
-@pytest.fixture
-async def private_stack(temporal_address: str, tmp_path: Path) -> AsyncIterator[Stack]:
-    """Its own task queue, so that no other worker can pick the run up."""
-    stack = Stack(temporal_address=temporal_address, workdir=tmp_path)
-    await stack.start_api()
-    yield stack
-    stack.stop()
 
 
 async def test_killed_worker_loses_nothing_and_repeats_nothing(private_stack: Stack) -> None:
