@@ -6,6 +6,7 @@ from temporalio import activity
 
 from activities.base import StoreActivities
 from activities.errors import permanent
+from loopline.database import utcnow
 from loopline.environment import Outcome
 from loopline.models import (
     EvaluateInput,
@@ -16,7 +17,6 @@ from loopline.models import (
     RunStatus,
     TeardownInput,
 )
-from loopline.store import utcnow
 
 SETUP_KEY = "setup"
 SYSTEM_KEY = "setup:system"

@@ -17,8 +17,9 @@ from urllib.parse import quote, urlencode
 from api.access import Signer
 from api.errors import ArtifactNotFoundError, InvalidRequestError, TooLargeError
 from loopline.blobs import BlobStore
+from loopline.database import utcnow
 from loopline.models import ArtifactBatch, ArtifactInfo, PresignRequest, SignedURL
-from loopline.store import TraceStore, utcnow
+from loopline.store import TraceStore
 
 # Uploads are spooled in memory up to this size, then on disk.
 SPOOL_BYTES = 8 * 1024 * 1024

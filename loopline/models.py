@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, computed_field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, computed_field, field_validator
 from temporalio.contrib.workflow_streams import WorkflowStreamState
 
 RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -22,6 +22,9 @@ TOOL_NAME_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 MAX_MESSAGE_CHARS = 200_000
 # Artifact names are relative paths whose segments never start with a dot: no "..", no "/x".
 ARTIFACT_NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*){0,9}$"
+TASK_SLUG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
+TASKSET_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 _.:/-]{0,127}$"
+MAX_ROLLOUTS = 20_000
 
 
 class RunStatus(StrEnum):
@@ -63,6 +66,8 @@ class EventType(StrEnum):
     log = "log"
     artifact = "artifact"
     patch = "patch"
+    evaluation = "evaluation"
+    callback = "callback"
 
 
 # --- conversation ----------------------------------------------------------------------------
@@ -307,6 +312,29 @@ class RunRequest(BaseModel):
     idle_timeout_seconds: int = Field(
         default=24 * 3600, ge=1, le=MAX_WAIT_SECONDS, description="Sessions only."
     )
+    prompt: str | None = Field(
+        default=None,
+        max_length=MAX_MESSAGE_CHARS,
+        description="Replaces the prompt the scenario's setup writes (a task description).",
+    )
+    include_tools: list[str] | None = Field(
+        default=None, description="Only these environment tools are offered to the model."
+    )
+    exclude_tools: list[str] = Field(
+        default_factory=list, description="Environment tools the model is not offered."
+    )
+    evaluation: EvaluationConfig = Field(
+        default_factory=lambda: EvaluationConfig(),
+        description="Evaluators beside the scenario's own: expected tool calls, a rubric.",
+    )
+    callback: CallbackConfig | None = Field(
+        default=None, description="POST the result to a URL when the run ends."
+    )
+    taskset: str | None = Field(
+        default=None, description="A taskset id or name: the run joins that taskset's job."
+    )
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    tags: list[str] = Field(default_factory=list, max_length=50)
     max_steps: int = Field(
         default=100,
         ge=1,
@@ -330,6 +358,12 @@ class RunRequest(BaseModel):
         for part in ("model", "user_model"):
             if isinstance(identity[part], dict):
                 identity[part].pop("api_key", None)
+        evaluation = identity["evaluation"]
+        if isinstance(evaluation.get("judge_model"), dict):
+            evaluation["judge_model"].pop("api_key", None)
+        if identity["callback"] is not None:
+            identity["callback"].pop("secret", None)
+            identity["callback"].pop("headers", None)
         return identity
 
 
@@ -348,6 +382,23 @@ class RunSpec(BaseModel):
     client_tools: list[ToolInfo] = Field(default_factory=list)
     session: bool = False
     max_steps: int
+    prompt: str | None = None
+    include_tools: list[str] | None = None
+    exclude_tools: list[str] = Field(default_factory=list)
+    evaluation: EvaluationSpec = Field(default_factory=lambda: EvaluationSpec())
+    callback: CallbackSpec | None = None
+    batch_id: str | None = None
+    taskset_id: str | None = None
+    task: str | None = Field(default=None, description="The slug of the task it runs.")
+    rollout: int | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    tags: list[str] = Field(default_factory=list)
+
+    def offers(self, tool: str) -> bool:
+        """Whether the model is shown (and may run) this environment tool."""
+        if self.include_tools is not None and tool not in self.include_tools:
+            return False
+        return tool not in self.exclude_tools
 
 
 class EventView(BaseModel):
@@ -388,6 +439,19 @@ class RunView(BaseModel):
     error_message: str | None = Field(
         default=None, description="An error reported by the caller (PATCH), beside `error`."
     )
+    success: bool | None = Field(
+        default=None, description="Whether every evaluator counted the run a success."
+    )
+    evaluations: list[EvaluatorResult] | None = Field(
+        default=None, description="What each evaluator said; `reward` combines their scores."
+    )
+    callback: CallbackOutcome | None = None
+    batch_id: str | None = None
+    taskset_id: str | None = None
+    task: str | None = None
+    rollout: int | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    tags: list[str] = Field(default_factory=list)
     trajectory: list[EventView] | None = None
     state: dict[str, Any] | None = None
 
@@ -555,6 +619,376 @@ class EnvironmentInfo(BaseModel):
     tools: list[ToolInfo]
 
 
+# --- evaluation and callbacks ----------------------------------------------------------------
+
+
+class ExpectedToolCall(BaseModel):
+    """A tool call that shows the task was done (a validation check)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=TOOL_NAME_PATTERN)
+    arguments: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Arguments the call must have, with these values; others may be anything.",
+    )
+
+
+class Evaluator(StrEnum):
+    scenario = "scenario"
+    validation = "validation"
+    rubric = "rubric"
+
+
+class EvaluationConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    validation: list[ExpectedToolCall] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Tool calls that must appear in the trajectory (every one, in any order).",
+    )
+    rubric: str | None = Field(
+        default=None,
+        max_length=MAX_MESSAGE_CHARS,
+        description="Markdown rubric a judge model scores the trajectory against.",
+    )
+    judge_model: str | ModelConfig | None = Field(
+        default=None, description="The judge of the rubric; default: the run's own model."
+    )
+    judge_script: Script | None = Field(
+        default=None, description="What a 'scripted' judge answers (its JSON verdict)."
+    )
+    weights: dict[Evaluator, float] = Field(
+        default_factory=dict,
+        description="Weight of each evaluator's score in the reward (default 1 each).",
+    )
+
+
+class EvaluationSpec(BaseModel):
+    validation: list[ExpectedToolCall] = Field(default_factory=list)
+    rubric: str | None = None
+    judge: ModelConfig | None = None
+    judge_script: Script | None = None
+    weights: dict[Evaluator, float] = Field(default_factory=dict)
+
+
+class EvaluatorResult(BaseModel):
+    evaluator: Evaluator
+    score: float = Field(description="0 to 1 for validation and rubric; the scenario's reward.")
+    success: bool
+    weight: float
+    details: dict[str, Any] = Field(default_factory=dict)
+    reasoning: str | None = Field(default=None, description="The judge's reasoning (rubric).")
+
+
+class CallbackConfig(BaseModel):
+    """A webhook that receives the run's result when it ends."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(pattern=r"^https?://", max_length=2000)
+    include_reward: bool = True
+    include_response: bool = True
+    include_trajectory: bool = False
+    retry_count: int = Field(default=3, ge=0, le=10, description="Retries after a failure.")
+    headers: dict[str, str] | None = Field(
+        default=None, description="Sent with the POST; stored encrypted, like keys."
+    )
+    metadata: dict[str, Any] | None = Field(default=None, description="Echoed back.")
+    secret: SecretStr | None = Field(
+        default=None,
+        description="HMAC key of the X-Loopline-Signature header; default: this deployment's "
+        "callback key (`loopline callback-secret` prints it).",
+    )
+
+
+class CallbackSpec(BaseModel):
+    """A callback as the trace store keeps it: headers and secret are sealed elsewhere."""
+
+    url: str
+    include_reward: bool
+    include_response: bool
+    include_trajectory: bool
+    retry_count: int
+    metadata: dict[str, Any] | None = None
+
+
+class DeliveryStatus(StrEnum):
+    pending = "pending"
+    retrying = "retrying"
+    delivered = "delivered"
+    failed = "failed"
+
+
+class CallbackOutcome(BaseModel):
+    status: DeliveryStatus
+    attempts: int = 0
+    status_code: int | None = None
+    error: str | None = None
+    delivered_at: datetime | None = None
+
+
+# --- tasksets --------------------------------------------------------------------------------
+
+
+class TaskEnvironment(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    include: list[str] | None = Field(default=None, description="Tool allow-list.")
+    exclude: list[str] = Field(default_factory=list, description="Tool deny-list.")
+
+
+class AgentConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    system_prompt: str | None = Field(default=None, max_length=100_000)
+
+
+class TaskDefinition(BaseModel):
+    """One task of a taskset: a scenario with fixed args and how its runs are judged."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    slug: str | None = Field(
+        default=None,
+        pattern=TASK_SLUG_PATTERN,
+        description="Stable id within the taskset: uploading it again updates the task. "
+        "Omitted: Loopline assigns a 4-digit one, so 4-digit slugs are reserved.",
+    )
+    name: str | None = Field(default=None, max_length=200)
+    description: str | None = Field(
+        default=None,
+        max_length=MAX_MESSAGE_CHARS,
+        description="The prompt, instead of the one the scenario's setup writes.",
+    )
+    scenario: str = Field(min_length=1)
+    args: dict[str, Any] = Field(default_factory=dict)
+    env: TaskEnvironment
+    agent_config: AgentConfig | None = None
+    validation: list[ExpectedToolCall] | None = None
+    rubric: str | None = Field(default=None, max_length=MAX_MESSAGE_CHARS)
+    tags: list[str] = Field(default_factory=list, max_length=50)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("slug")
+    @classmethod
+    def _not_reserved(cls, slug: str | None) -> str | None:
+        if slug is not None and slug.isdigit() and len(slug) == 4:
+            raise ValueError(
+                f"slug {slug!r} is a 4-digit number, which is reserved for the slugs "
+                "Loopline assigns; use another slug (e.g. 'task-" + slug + "') or omit it"
+            )
+        return slug
+
+
+class TasksetUpload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=TASKSET_NAME_PATTERN, description="Created if it does not exist.")
+    description: str | None = Field(default=None, max_length=10_000)
+    tasks: list[TaskDefinition] = Field(min_length=1, max_length=10_000)
+
+
+class TaskView(BaseModel):
+    slug: str
+    task: TaskDefinition
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class TasksetView(BaseModel):
+    taskset_id: str
+    name: str
+    description: str | None
+    version: int = Field(description="Goes up by one with every upload that changes a task.")
+    task_count: int
+    job_id: str = Field(description="The batch that runs started with this taskset join.")
+    created_at: datetime
+    updated_at: datetime
+    tasks: list[TaskView] | None = None
+
+
+class TasksetPage(BaseModel):
+    total: int
+    limit: int
+    offset: int
+    tasksets: list[TasksetView]
+
+
+class TasksetUploadResult(BaseModel):
+    taskset_id: str
+    name: str
+    version: int
+    created: list[str]
+    updated: list[str]
+    unchanged: list[str]
+
+
+# --- batches ---------------------------------------------------------------------------------
+
+
+class TaskOverride(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    task_json: TaskDefinition | None = Field(
+        default=None, description="Replaces the whole task (its slug stays)."
+    )
+    name: str | None = Field(default=None, max_length=200)
+    description: str | None = Field(
+        default=None, max_length=MAX_MESSAGE_CHARS, description="The task's prompt."
+    )
+    rubric_markdown: str | None = Field(default=None, max_length=MAX_MESSAGE_CHARS)
+    client_context: dict[str, Any] | None = Field(
+        default=None, description="Opaque caller data, kept in each rollout's metadata."
+    )
+
+
+class BatchRequest(BaseModel):
+    """Body of `POST /v1/batches`: tasks times rollout_count runs, at most max_parallel at once."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    batch_id: str | None = Field(
+        default=None,
+        pattern=RUN_ID_PATTERN,
+        description="Client-chosen id; repeating the same request returns the same batch.",
+    )
+    name: str | None = Field(default=None, max_length=200)
+    taskset: str | None = Field(default=None, description="A taskset id or name.")
+    tasks: list[TaskDefinition] | None = Field(
+        default=None, max_length=10_000, description="Inline tasks, instead of a taskset."
+    )
+    task_slugs: list[str] | None = Field(
+        default=None, description="Run only these tasks of the taskset."
+    )
+    rollout_count: int = Field(default=1, ge=1, le=1000, description="Runs per task.")
+    max_parallel: int = Field(default=10, ge=1, le=1000, description="Runs at once, at most.")
+    model: str | ModelConfig = SCRIPTED_MODEL
+    provider_api_keys: dict[Provider, SecretStr] = Field(default_factory=dict)
+    script: Script | None = Field(default=None, description="For model 'scripted'.")
+    rollout_scripts: list[Script] | None = Field(
+        default=None,
+        min_length=1,
+        description="For model 'scripted': rollout r of every task plays script r mod n.",
+    )
+    user_model: str | ModelConfig | None = None
+    user_script: Script | None = None
+    judge_model: str | ModelConfig | None = Field(
+        default=None, description="Judge of tasks with a rubric; default: the agent's model."
+    )
+    judge_script: Script | None = None
+    max_steps: int = Field(default=100, ge=1, le=MAX_STEPS_LIMIT)
+    max_duration_seconds: int | None = Field(default=None, ge=1, le=MAX_WAIT_SECONDS)
+    task_overrides: dict[str, TaskOverride] = Field(
+        default_factory=dict, description="By task slug."
+    )
+    callback: CallbackConfig | None = Field(
+        default=None, description="Sent for every rollout when it ends."
+    )
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that define the batch (keys and callback secrets left out)."""
+        identity = self.model_dump(mode="json", exclude={"batch_id", "provider_api_keys"})
+        for part in ("model", "user_model", "judge_model"):
+            if isinstance(identity[part], dict):
+                identity[part].pop("api_key", None)
+        if identity["callback"] is not None:
+            identity["callback"].pop("secret", None)
+            identity["callback"].pop("headers", None)
+        return identity
+
+
+class BatchKind(StrEnum):
+    batch = "batch"
+    # The standing collection of a taskset's runs started one by one.
+    job = "job"
+
+
+class BatchStatus(StrEnum):
+    pending = "pending"
+    running = "running"
+    cancelling = "cancelling"
+    completed = "completed"
+    cancelled = "cancelled"
+    failed = "failed"
+    open = "open"
+
+    @property
+    def is_final(self) -> bool:
+        return self in {BatchStatus.completed, BatchStatus.cancelled, BatchStatus.failed}
+
+
+class StatusCounts(BaseModel):
+    total: int = 0
+    pending: int = 0
+    running: int = Field(default=0, description="Also awaiting_input and idle runs.")
+    completed: int = 0
+    failed: int = 0
+    cancelled: int = 0
+
+
+class TaskScore(BaseModel):
+    task: str
+    rollouts: int
+    completed: int
+    failed: int
+    cancelled: int
+    mean_reward: float | None
+    success_rate: float | None
+    pass_at_k: dict[int, float]
+
+
+class BatchScores(BaseModel):
+    mean_reward: float | None = Field(description="Over runs that ended with a reward.")
+    success_rate: float | None = Field(description="Successes over completed and failed runs.")
+    pass_at_k: dict[int, float] = Field(
+        description="Unbiased pass@k, averaged over tasks with at least k ended rollouts."
+    )
+    tasks: list[TaskScore]
+
+
+class BatchView(BaseModel):
+    batch_id: str
+    kind: BatchKind
+    name: str | None
+    status: BatchStatus
+    taskset_id: str | None
+    model: str | None
+    rollout_count: int
+    max_parallel: int | None
+    counts: StatusCounts
+    scores: BatchScores
+    usage: Usage
+    run_ids: list[str] | None = None
+    cancel_requested: bool = False
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    workflow_id: str | None
+    temporal_ui_url: str | None = None
+    created_at: datetime
+    ended_at: datetime | None = None
+
+
+class BatchPage(BaseModel):
+    total: int
+    limit: int
+    offset: int
+    batches: list[BatchView]
+
+
+class BatchCancelResult(BaseModel):
+    batch_id: str
+    cancelled_runs: int = Field(description="Active runs asked to stop, and runs never started.")
+
+
+class BatchDeleteResult(BaseModel):
+    batch_id: str
+    deleted_runs: int
+
+
 # --- workflow and activity payloads (kept small: history grows with every step) --------------
 
 
@@ -581,6 +1015,13 @@ class RunInput(BaseModel):
     carry: SessionCarry | None = Field(
         default=None, description="Set on a continued-as-new run: where the previous one was."
     )
+    judge_model: str | None = Field(default=None, description="Set when a rubric is judged.")
+    judge_model_is_local: bool = True
+    callback_retry_count: int | None = Field(
+        default=None, description="Set when the run has a callback."
+    )
+    batch_id: str | None = None
+    taskset_id: str | None = None
 
 
 class SessionCarry(BaseModel):
@@ -713,6 +1154,39 @@ class RunState(BaseModel):
     turns: int = 0
     queued_messages: int = 0
     pending_tool_calls: list[ToolCallRef] = Field(default_factory=list)
+
+
+class RunRef(BaseModel):
+    run_id: str
+
+
+class BatchInput(BaseModel):
+    batch_id: str
+    total: int
+    max_parallel: int
+    next_index: int = Field(default=0, description="Rollouts started before continue-as-new.")
+    continue_as_new_after_events: int = 10_000
+
+
+class RolloutPage(BaseModel):
+    batch_id: str
+    offset: int
+    limit: int
+
+
+class BatchEnd(BaseModel):
+    batch_id: str
+    status: BatchStatus
+
+
+class BatchProgress(BaseModel):
+    """Answer of the batch workflow's `progress` query."""
+
+    batch_id: str
+    total: int
+    started: int
+    active: int
+    cancel_requested: bool
 
 
 class CancelRequest(BaseModel):

@@ -8,39 +8,18 @@ number of its run, so readers page and resume by (run_id, seq).
 
 from __future__ import annotations
 
-import asyncio
-import functools
-from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, TypeVar
+from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import (
-    JSON,
-    Boolean,
-    Column,
-    DateTime,
-    Float,
-    ForeignKey,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    UniqueConstraint,
-    create_engine,
-    event,
-    func,
-    select,
-    update,
-)
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy import func, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from loopline.database import Database, aware, utcnow
 from loopline.models import (
     ArtifactInfo,
     EventType,
@@ -52,95 +31,7 @@ from loopline.models import (
     StopReason,
     Usage,
 )
-
-T = TypeVar("T")
-
-metadata = MetaData()
-
-runs = Table(
-    "runs",
-    metadata,
-    Column("run_id", String(64), primary_key=True),
-    Column("identity_hash", String(64), nullable=False),
-    Column("environment", String(200), nullable=False, index=True),
-    Column("scenario", String(200), nullable=False, index=True),
-    Column("model", String(200), nullable=False),
-    Column("spec", JSON, nullable=False),
-    Column("status", String(20), nullable=False, index=True),
-    Column("steps", Integer, nullable=False, default=0),
-    Column("stop_reason", String(20)),
-    Column("reward", Float),
-    Column("reward_details", JSON),
-    Column("answer", Text),
-    Column("error", Text),
-    Column("model_calls", Integer, nullable=False, default=0),
-    Column("prompt_tokens", Integer, nullable=False, default=0),
-    Column("completion_tokens", Integer, nullable=False, default=0),
-    Column("reasoning_tokens", Integer, nullable=False, default=0),
-    Column("prompt_cost", Float, nullable=False, default=0.0),
-    Column("output_cost", Float, nullable=False, default=0.0),
-    Column("unpriced_calls", Integer, nullable=False, default=0),
-    Column("torn_down", Boolean, nullable=False, default=False),
-    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
-    Column("ended_at", DateTime(timezone=True)),
-    Column("pending_tool_calls", JSON),
-    # Set by the caller (PATCH, set_output), never by the workflow.
-    Column("stage", String(200)),
-    Column("branch", String(200)),
-    Column("output", JSON),
-    Column("client_state", JSON),
-    Column("error_message", Text),
-)
-
-events = Table(
-    "events",
-    metadata,
-    Column("run_id", String(64), ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
-    Column("seq", Integer, primary_key=True),
-    Column("key", String(200), nullable=False),
-    Column("type", String(20), nullable=False),
-    Column("data", JSON, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    UniqueConstraint("run_id", "key", name="uq_events_run_key"),
-)
-
-# Provider keys sent with a run, sealed by loopline.secrets; deleted at teardown.
-run_secrets = Table(
-    "run_secrets",
-    metadata,
-    Column("run_id", String(64), ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
-    Column("sealed", Text, nullable=False),
-)
-
-artifacts = Table(
-    "artifacts",
-    metadata,
-    Column("run_id", String(64), ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
-    Column("name", String(1000), primary_key=True),
-    Column("storage_path", String(1200), nullable=False),
-    Column("size", Integer, nullable=False),
-    Column("sha256", String(64), nullable=False),
-    Column("content_type", String(200), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-)
-
-env_states = Table(
-    "env_states",
-    metadata,
-    Column("run_id", String(64), ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
-    Column("state", JSON),
-)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    """SQLite hands datetimes back naive; they were written in UTC."""
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
+from loopline.tables import artifacts, env_states, events, run_secrets, runs
 
 
 class RunNotFoundError(LookupError):
@@ -154,37 +45,19 @@ class Snapshot:
 
 
 class TraceStore:
-    """Async facade over SQLAlchemy Core: each call runs one unit of work in a store thread.
-
-    One thread hop per call instead of one per statement (as aiosqlite does) took an event
-    append on SQLite from ~5.5 ms to ~2 ms here, and a read from ~2 ms to ~0.5 ms.
-    """
+    """Async facade over SQLAlchemy Core; each call is one unit of work in a store thread."""
 
     def __init__(self, url: str) -> None:
-        sqlite = make_url(url).get_backend_name() == "sqlite"
-        if sqlite:
-            _ensure_sqlite_folder(url)
-        self._reader = create_engine(url)
-        # SQLite writers take the write lock up front (BEGIN IMMEDIATE): a deferred
-        # transaction that reads and then writes fails at once when another writer is in.
-        self._writer = create_engine(url) if sqlite else self._reader
-        if sqlite:
-            _configure_sqlite(self._reader, immediate=False)
-            _configure_sqlite(self._writer, immediate=True)
-        self._threads = ThreadPoolExecutor(max_workers=8, thread_name_prefix="trace-store")
-
-    async def _call(self, work: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(
-            self._threads, functools.partial(work, *args)
-        )
+        self.db = Database(url)
+        self._reader = self.db.reader
+        self._writer = self.db.writer
+        self._call = self.db.call
 
     async def create_schema(self) -> None:
-        await self._call(metadata.create_all, self._writer)
+        await self.db.create_schema()
 
     async def close(self) -> None:
-        self._threads.shutdown(wait=True)
-        self._reader.dispose()
-        self._writer.dispose()
+        await self.db.close()
 
     # --- runs ----------------------------------------------------------------------------------
 
@@ -456,7 +329,7 @@ class TraceStore:
             with self._reader.connect() as conn:
                 return [
                     ArtifactInfo.model_validate(
-                        {**row._mapping, "created_at": _aware(row.created_at)}
+                        {**row._mapping, "created_at": aware(row.created_at)}
                     )
                     for row in conn.execute(query)
                 ]
@@ -568,8 +441,8 @@ def _run_view(row: Any) -> RunView:
             output_cost=row["output_cost"],
             unpriced_calls=row["unpriced_calls"],
         ),
-        created_at=_aware(row["created_at"]),
-        ended_at=_aware(row["ended_at"]),
+        created_at=aware(row["created_at"]),
+        ended_at=aware(row["ended_at"]),
         torn_down=row["torn_down"],
         session=spec.session,
         pending_tool_calls=row["pending_tool_calls"],
@@ -585,38 +458,13 @@ def _event_view(row: Any) -> EventView:
     return EventView(
         seq=row["seq"],
         type=EventType(row["type"]),
-        created_at=_aware(row["created_at"]),
+        created_at=aware(row["created_at"]),
         data=row["data"],
     )
 
 
 def workflow_id_for(run_id: str) -> str:
     return f"run-{run_id}"
-
-
-def _ensure_sqlite_folder(url: str) -> None:
-    database = make_url(url).database
-    if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
-
-
-def _configure_sqlite(engine: Engine, *, immediate: bool) -> None:
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Autocommit at the driver: readers run each SELECT on its own snapshot (no BEGIN
-        # and ROLLBACK round trips), writers issue BEGIN IMMEDIATE from the "begin" event.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
-
-    if immediate:
-
-        @event.listens_for(engine, "begin")
-        def _on_begin(connection: Any) -> None:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 @asynccontextmanager

