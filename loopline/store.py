@@ -22,20 +22,67 @@ from sqlalchemy.exc import IntegrityError
 from loopline.database import Database, aware, utcnow
 from loopline.models import (
     ArtifactInfo,
+    CallbackOutcome,
+    DeliveryStatus,
     EventType,
     EventView,
     Message,
+    RunInput,
     RunSpec,
     RunStatus,
     RunView,
     StopReason,
     Usage,
 )
-from loopline.tables import artifacts, env_states, events, run_secrets, runs
+from loopline.tables import artifacts, callback_secrets, env_states, events, run_secrets, runs
 
 
 class RunNotFoundError(LookupError):
     pass
+
+
+@dataclass(frozen=True)
+class NewRun:
+    run_id: str
+    identity_hash: str
+    spec: RunSpec
+    run_input: RunInput | None = None
+    sealed_secrets: str | None = None
+    sealed_callback: str | None = None
+    batch_index: int | None = None
+
+
+def insert_run(conn: Connection, new: NewRun) -> None:
+    spec = new.spec
+    conn.execute(
+        runs.insert().values(
+            run_id=new.run_id,
+            identity_hash=new.identity_hash,
+            environment=spec.environment,
+            scenario=spec.scenario,
+            model=spec.model,
+            spec=spec.model_dump(mode="json"),
+            status=RunStatus.pending.value,
+            created_at=utcnow(),
+            run_input=new.run_input.model_dump(mode="json") if new.run_input else None,
+            callback=_pending_callback(spec),
+            batch_id=spec.batch_id,
+            batch_index=new.batch_index,
+            task=spec.task,
+        )
+    )
+    if new.sealed_secrets is not None:
+        conn.execute(run_secrets.insert().values(run_id=new.run_id, sealed=new.sealed_secrets))
+    if new.sealed_callback is not None:
+        conn.execute(
+            callback_secrets.insert().values(run_id=new.run_id, sealed=new.sealed_callback)
+        )
+
+
+def _pending_callback(spec: RunSpec) -> dict[str, Any] | None:
+    if spec.callback is None:
+        return None
+    return CallbackOutcome(status=DeliveryStatus.pending).model_dump(mode="json")
 
 
 @dataclass(frozen=True)
@@ -62,33 +109,29 @@ class TraceStore:
     # --- runs ----------------------------------------------------------------------------------
 
     async def create_run(
-        self, run_id: str, identity_hash: str, spec: RunSpec, sealed_secrets: str | None = None
+        self,
+        run_id: str,
+        identity_hash: str,
+        spec: RunSpec,
+        sealed_secrets: str | None = None,
+        *,
+        run_input: RunInput | None = None,
+        sealed_callback: str | None = None,
     ) -> str | None:
         """Insert a pending run; if the id exists, return the identity hash it was made with."""
-        return await self._call(self._create_run, run_id, identity_hash, spec, sealed_secrets)
+        new = NewRun(run_id, identity_hash, spec, run_input, sealed_secrets, sealed_callback)
+        return await self._call(self._create_run, new)
 
-    def _create_run(
-        self, run_id: str, identity_hash: str, spec: RunSpec, sealed_secrets: str | None
-    ) -> str | None:
-        row = {
-            "run_id": run_id,
-            "identity_hash": identity_hash,
-            "environment": spec.environment,
-            "scenario": spec.scenario,
-            "model": spec.model,
-            "spec": spec.model_dump(mode="json"),
-            "status": RunStatus.pending.value,
-            "created_at": utcnow(),
-        }
+    def _create_run(self, new: NewRun) -> str | None:
         try:
             with self._writer.begin() as conn:
-                conn.execute(runs.insert().values(**row))
-                if sealed_secrets is not None:
-                    conn.execute(run_secrets.insert().values(run_id=run_id, sealed=sealed_secrets))
+                insert_run(conn, new)
             return None
         except IntegrityError:
             with self._reader.connect() as conn:
-                existing = conn.scalar(select(runs.c.identity_hash).where(runs.c.run_id == run_id))
+                existing = conn.scalar(
+                    select(runs.c.identity_hash).where(runs.c.run_id == new.run_id)
+                )
             if existing is None:
                 raise
             return str(existing)
@@ -129,16 +172,62 @@ class TraceStore:
 
         await self._call(work)
 
+    async def sealed_callback(self, run_id: str) -> str | None:
+        def work() -> str | None:
+            with self._reader.connect() as conn:
+                return conn.scalar(
+                    select(callback_secrets.c.sealed).where(callback_secrets.c.run_id == run_id)
+                )
+
+        return await self._call(work)
+
+    async def record_callback(
+        self, run_id: str, key: str, outcome: CallbackOutcome, *, final: bool
+    ) -> None:
+        """Keep a delivery attempt's outcome on the run; a final one drops the sealed headers."""
+
+        def work() -> None:
+            with self._writer.begin() as conn:
+                _lock_run(conn, run_id)
+                dumped = outcome.model_dump(mode="json")
+                conn.execute(update(runs).where(runs.c.run_id == run_id).values(callback=dumped))
+                if _event_by_key(conn, run_id, key) is None:
+                    _append(conn, run_id, key, EventType.callback, dumped)
+                if final:
+                    conn.execute(
+                        callback_secrets.delete().where(callback_secrets.c.run_id == run_id)
+                    )
+
+        await self._call(work)
+
+    async def run_inputs(self, batch_id: str, offset: int, limit: int) -> list[RunInput]:
+        """The workflow inputs of a batch's runs, in the order the batch starts them."""
+        query = (
+            select(runs.c.run_input)
+            .where(runs.c.batch_id == batch_id, runs.c.batch_index >= offset)
+            .order_by(runs.c.batch_index)
+            .limit(limit)
+        )
+
+        def work() -> list[RunInput]:
+            with self._reader.connect() as conn:
+                return [RunInput.model_validate(value) for value in conn.scalars(query)]
+
+        return await self._call(work)
+
     async def list_runs(
         self,
         *,
-        environment: str | None,
-        scenario: str | None,
-        status: RunStatus | None,
+        environment: str | None = None,
+        scenario: str | None = None,
+        status: RunStatus | None = None,
+        batch_id: str | None = None,
         limit: int,
         offset: int,
     ) -> tuple[int, list[RunView]]:
         conditions = []
+        if batch_id:
+            conditions.append(runs.c.batch_id == batch_id)
         if environment:
             conditions.append(runs.c.environment == environment)
         if scenario:
@@ -451,6 +540,15 @@ def _run_view(row: Any) -> RunView:
         output=row["output"],
         client_state=row["client_state"],
         error_message=row["error_message"],
+        success=row["success"],
+        evaluations=row["evaluations"],
+        callback=row["callback"],
+        batch_id=spec.batch_id,
+        taskset_id=spec.taskset_id,
+        task=spec.task,
+        rollout=spec.rollout,
+        metadata=spec.metadata,
+        tags=spec.tags,
     )
 
 
