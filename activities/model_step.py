@@ -52,7 +52,8 @@ class ModelActivities(StoreActivities):
         environment = self.environment(spec)
         if summary_due(spec.llm, ref.step):
             await self._summarise(ref, spec)
-        tools = [*(tool.info() for tool in environment.tools.values()), *spec.client_tools]
+        offered = [tool.info() for name, tool in environment.tools.items() if spec.offers(name)]
+        tools = [*offered, *spec.client_tools]
 
         async def context() -> list[Message]:
             messages = await self.store.conversation(ref.run_id)

@@ -1,4 +1,4 @@
-"""Scenario lifecycle: setup, evaluation and teardown of one run."""
+"""Scenario lifecycle: setup and teardown of one run (evaluation: activities/evaluation.py)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,7 @@ from temporalio import activity
 from activities.base import StoreActivities
 from activities.errors import permanent
 from loopline.database import utcnow
-from loopline.environment import Outcome
 from loopline.models import (
-    EvaluateInput,
-    EvaluateResult,
     EventType,
     Message,
     RunInput,
@@ -21,7 +18,6 @@ from loopline.models import (
 SETUP_KEY = "setup"
 SYSTEM_KEY = "setup:system"
 PERSONA_KEY = "setup:persona"
-EVALUATE_KEY = "evaluate"
 TEARDOWN_KEY = "teardown"
 
 
@@ -48,7 +44,7 @@ class ScenarioActivities(StoreActivities):
         if setup.user_persona:
             persona = {"persona": setup.user_persona}
             await self.store.record(run.run_id, PERSONA_KEY, EventType.log, persona)
-        prompt = Message(role="user", content=setup.prompt)
+        prompt = Message(role="user", content=spec.prompt or setup.prompt)
         await self.store.record(
             run.run_id,
             SETUP_KEY,
@@ -57,40 +53,6 @@ class ScenarioActivities(StoreActivities):
             state=setup.state,
             run_fields={"status": RunStatus.running.value},
         )
-
-    @activity.defn(name="evaluate")
-    async def evaluate(self, request: EvaluateInput) -> EvaluateResult:
-        """Score the final state, answer and trajectory with the scenario's evaluation."""
-        done = await self.store.event_by_key(request.run_id, EVALUATE_KEY)
-        if done is not None:
-            return EvaluateResult(reward=done.data["reward"], success=done.data["success"])
-        spec = await self.spec(request.run_id)
-        environment = self.environment(spec)
-        scenario = self.scenario(spec)
-        run = await self.store.get_run(request.run_id)
-        outcome = Outcome(
-            args=spec.args,
-            state=environment.load_state(await self.store.load_state(request.run_id)),
-            answer=run.answer,
-            trajectory=await self.store.conversation(request.run_id),
-            stop_reason=request.stop_reason,
-        )
-        try:
-            reward = await scenario.run_evaluation(outcome)
-        except Exception as error:
-            raise permanent(
-                f"evaluation of scenario {spec.scenario!r} failed: {type(error).__name__}: {error}",
-                "ScenarioEvaluationFailed",
-            ) from error
-        data = {"reward": reward.value, "success": reward.succeeded, "details": reward.details}
-        await self.store.record(
-            request.run_id,
-            EVALUATE_KEY,
-            EventType.reward,
-            data,
-            run_fields={"reward": reward.value, "reward_details": reward.details},
-        )
-        return EvaluateResult(reward=reward.value, success=reward.succeeded)
 
     @activity.defn(name="teardown")
     async def teardown(self, request: TeardownInput) -> None:

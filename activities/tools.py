@@ -13,7 +13,7 @@ from temporalio import activity
 from activities.base import StoreActivities
 from activities.errors import permanent
 from activities.model_step import model_key
-from loopline.environment import Environment, ToolContext, ToolError
+from loopline.environment import Tool, ToolContext, ToolError
 from loopline.models import (
     EventType,
     EventView,
@@ -41,8 +41,9 @@ class ToolActivities(StoreActivities):
         call = _find_call(snapshot.events.get(reply_key), request)
         context = ToolContext(run_id=request.run_id, step=request.step, call_id=request.call_id)
         state = environment.load_state(snapshot.state)
-        content, is_error = await _invoke(environment, call, state, context)
-        stop = not is_error and environment.tools[call.name].stop
+        offered = {name: tool for name, tool in environment.tools.items() if spec.offers(name)}
+        content, is_error = await _invoke(offered, call, state, context)
+        stop = not is_error and offered[call.name].stop
         outcome = ToolCallResult(is_error=is_error, stop=stop)
         message = Message(
             role="tool", content=content, tool_call_id=call.id, name=call.name, is_error=is_error
@@ -71,12 +72,12 @@ def _find_call(reply: EventView | None, request: ToolCallInput) -> ToolCall:
 
 
 async def _invoke(
-    environment: Environment, call: ToolCall, state: BaseModel | None, context: ToolContext
+    offered: dict[str, Tool], call: ToolCall, state: BaseModel | None, context: ToolContext
 ) -> tuple[str, bool]:
     """Run the tool; errors the model can act on come back as an error result."""
-    tool = environment.tools.get(call.name)
+    tool = offered.get(call.name)
     if tool is None:
-        available = ", ".join(sorted(environment.tools)) or "none"
+        available = ", ".join(sorted(offered)) or "none"
         return f"unknown tool {call.name!r}; available tools: {available}", True
     if call.invalid_arguments is not None:
         return (

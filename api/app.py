@@ -10,11 +10,14 @@ from temporalio.client import Client
 
 from api.access import FullAccess, Signer
 from api.artifacts import ArtifactService
+from api.batches import BatchService
 from api.errors import install_error_handlers
 from api.live import LiveEvents
-from api.routes import artifacts, commands, environments, runs
+from api.routes import artifacts, batches, commands, environments, runs, tasksets
 from api.service import RunService
+from api.tasksets import TasksetService
 from loopline.blobs import open_blob_store
+from loopline.catalog import Catalog
 from loopline.registry import Registry
 from loopline.secrets import load_secret_box
 from loopline.settings import Settings
@@ -32,8 +35,11 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
         box = load_secret_box(settings)
         signer = Signer.from_box(box)
         async with open_store(settings.database_url) as store:
+            catalog = Catalog(store.db)
+            blobs = open_blob_store(settings)
             app.state.service = RunService(
                 store,
+                catalog,
                 temporal,
                 registry,
                 box,
@@ -45,8 +51,18 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
                 store, temporal, settings.event_poll_seconds, settings.sse_keepalive_seconds
             )
             app.state.signer = signer
-            app.state.artifacts = ArtifactService(
-                store, open_blob_store(settings), signer, settings.max_artifact_bytes
+            app.state.artifacts = ArtifactService(store, blobs, signer, settings.max_artifact_bytes)
+            app.state.tasksets = TasksetService(catalog, registry)
+            app.state.batches = BatchService(
+                store,
+                catalog,
+                temporal,
+                registry,
+                box,
+                blobs,
+                settings.task_queue,
+                settings.temporal_ui_url,
+                settings.session_history_limit,
             )
             yield
 
@@ -60,6 +76,8 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
     app.include_router(runs.router)
     app.include_router(commands.router)
     app.include_router(artifacts.router)
+    app.include_router(tasksets.router, dependencies=[FullAccess])
+    app.include_router(batches.router, dependencies=[FullAccess])
     app.include_router(environments.router, dependencies=[FullAccess])
 
     @app.get("/healthz", tags=["health"])

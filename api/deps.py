@@ -7,8 +7,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from api.artifacts import ArtifactService
+from api.batches import BatchService
 from api.live import LiveEvents
 from api.service import RunService
+from api.tasksets import TasksetService
 
 
 def get_service(request: Request) -> RunService:
@@ -26,6 +28,18 @@ def get_artifacts(request: Request) -> ArtifactService:
     return artifacts
 
 
+def get_batches(request: Request) -> BatchService:
+    batches: BatchService = request.app.state.batches
+    return batches
+
+
+def get_tasksets(request: Request) -> TasksetService:
+    tasksets: TasksetService = request.app.state.tasksets
+    return tasksets
+
+
 Service = Annotated[RunService, Depends(get_service)]
+Batches = Annotated[BatchService, Depends(get_batches)]
+Tasksets = Annotated[TasksetService, Depends(get_tasksets)]
 Live = Annotated[LiveEvents, Depends(get_live_events)]
 Artifacts = Annotated[ArtifactService, Depends(get_artifacts)]

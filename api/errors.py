@@ -10,6 +10,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from loopline.catalog import BatchNotFoundError, TasksetNotFoundError
 from loopline.store import RunNotFoundError
 
 
@@ -43,7 +44,8 @@ def _detail(loc: list[Any], message: str, kind: str) -> dict[str, Any]:
     return {"detail": [{"loc": loc, "msg": message, "type": kind}]}
 
 
-SECRET_FIELDS = frozenset({"api_key", "provider_api_keys"})
+# A callback's headers may carry the receiver's credentials, its secret signs deliveries.
+SECRET_FIELDS = frozenset({"api_key", "provider_api_keys", "headers", "secret"})
 
 
 def _without_secrets(value: Any) -> Any:
@@ -77,6 +79,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RunNotFoundError)
     @app.exception_handler(ArtifactNotFoundError)
+    @app.exception_handler(TasksetNotFoundError)
+    @app.exception_handler(BatchNotFoundError)
     async def _not_found(_: Request, error: LookupError) -> JSONResponse:
         return JSONResponse(status_code=404, content={"detail": str(error)})
 

@@ -11,14 +11,19 @@ from api.errors import InvalidRequestError
 from loopline.environment import Scenario
 from loopline.extras import missing_extra
 from loopline.models import (
+    CallbackConfig,
+    CallbackSpec,
+    EvaluationSpec,
     ModelConfig,
     Provider,
+    RunInput,
     RunRequest,
     RunSpec,
     Script,
     parse_model,
 )
 from loopline.registry import Registry
+from loopline.secrets import CALLBACK_HEADERS, CALLBACK_SIGNING_SECRET
 
 ANTHROPIC_FAMILY = frozenset({Provider.anthropic, Provider.aws_bedrock, Provider.gcp})
 SCRIPT_EXAMPLE = (
@@ -29,7 +34,8 @@ SCRIPT_EXAMPLE = (
 @dataclass(frozen=True)
 class ResolvedRun:
     spec: RunSpec
-    secrets: dict[str, str]  # keys by part ("model", "user_model"); sealed before storing
+    secrets: dict[str, str]  # keys by part ("model", "user_model", "judge"); sealed
+    callback_secrets: dict[str, str]  # the callback's headers and signing secret; sealed
 
 
 def resolve(request: RunRequest, registry: Registry) -> ResolvedRun:
@@ -45,9 +51,11 @@ def resolve(request: RunRequest, registry: Registry) -> ResolvedRun:
     user_llm = None
     if request.user_model is not None:
         user_llm = _model(request.user_model, "user_model", request.user_script, "user_script")
+    _check_tool_lists(request, registry)
+    judge = _judge(request, llm)
     secrets = {
         part: key
-        for part, config in (("model", llm), ("user_model", user_llm))
+        for part, config in (("model", llm), ("user_model", user_llm), ("judge", judge))
         if config is not None and (key := _api_key(request, config)) is not None
     }
     spec = RunSpec(
@@ -63,8 +71,108 @@ def resolve(request: RunRequest, registry: Registry) -> ResolvedRun:
         client_tools=[tool.info() for tool in request.client_tools],
         session=request.session,
         max_steps=llm.max_steps or request.max_steps,
+        prompt=request.prompt,
+        include_tools=request.include_tools,
+        exclude_tools=request.exclude_tools,
+        evaluation=EvaluationSpec(
+            validation=request.evaluation.validation,
+            rubric=request.evaluation.rubric,
+            judge=judge.without_secret() if judge else None,
+            judge_script=request.evaluation.judge_script,
+            weights=request.evaluation.weights,
+        ),
+        callback=_callback(request.callback),
+        metadata=request.metadata,
+        tags=request.tags,
     )
-    return ResolvedRun(spec=spec, secrets=secrets)
+    return ResolvedRun(spec=spec, secrets=secrets, callback_secrets=_callback_secrets(request))
+
+
+def run_input(run_id: str, spec: RunSpec, request: RunRequest, history_limit: int) -> RunInput:
+    """What the run's workflow starts with: names and limits, nothing secret."""
+    user_llm = spec.user_llm
+    judge = spec.evaluation.judge
+    return RunInput(
+        run_id=run_id,
+        environment=spec.environment,
+        scenario=spec.scenario,
+        model=spec.model,
+        max_steps=spec.max_steps,
+        max_duration_seconds=request.max_duration_seconds,
+        model_is_local=spec.llm.provider is Provider.scripted,
+        user_model=user_llm.label if user_llm else None,
+        user_model_is_local=user_llm is None or user_llm.provider is Provider.scripted,
+        max_user_turns=spec.max_user_turns,
+        client_tools=[tool.name for tool in spec.client_tools],
+        input_timeout_seconds=request.input_timeout_seconds,
+        session=spec.session,
+        idle_timeout_seconds=request.idle_timeout_seconds if spec.session else None,
+        continue_as_new_after_events=history_limit,
+        judge_model=judge.label if judge and spec.evaluation.rubric is not None else None,
+        judge_model_is_local=judge is None or judge.provider is Provider.scripted,
+        callback_retry_count=spec.callback.retry_count if spec.callback else None,
+        batch_id=spec.batch_id,
+        taskset_id=spec.taskset_id,
+    )
+
+
+def _check_tool_lists(request: RunRequest, registry: Registry) -> None:
+    environment = registry.environment(request.environment)
+    known = set(environment.tools)
+    lists = {"include_tools": request.include_tools or [], "exclude_tools": request.exclude_tools}
+    for field, names in lists.items():
+        unknown = sorted(set(names) - known)
+        if unknown:
+            raise InvalidRequestError(
+                ["body", field],
+                f"environment {request.environment!r} has no tool {', '.join(unknown)}; "
+                f"its tools: {', '.join(sorted(known)) or 'none'}",
+            )
+    callable_tools = known | {tool.name for tool in request.client_tools}
+    for index, call in enumerate(request.evaluation.validation):
+        if call.name not in callable_tools:
+            raise InvalidRequestError(
+                ["body", "evaluation", "validation", index, "name"],
+                f"validation expects a call of {call.name!r}, which the agent cannot call; "
+                f"its tools: {', '.join(sorted(callable_tools)) or 'none'}",
+            )
+
+
+def _judge(request: RunRequest, llm: ModelConfig) -> ModelConfig | None:
+    """The model that judges the rubric: the one asked for, or the run's own."""
+    evaluation = request.evaluation
+    if evaluation.rubric is None:
+        return None
+    if evaluation.judge_model is None:
+        if llm.provider is Provider.scripted and evaluation.judge_script is None:
+            raise InvalidRequestError(
+                ["body", "evaluation", "judge_script"],
+                "the rubric would be judged by the run's model, 'scripted', which needs "
+                "evaluation.judge_script: a script whose answer is the verdict, e.g. "
+                '{"score": 1, "passed": true, "reasoning": "..."}; or set evaluation.judge_model',
+            )
+        return llm
+    field = ["evaluation", "judge_model"]
+    config = _model(
+        evaluation.judge_model, ".".join(field), evaluation.judge_script, "judge_script"
+    )
+    return config
+
+
+def _callback(callback: CallbackConfig | None) -> CallbackSpec | None:
+    if callback is None:
+        return None
+    return CallbackSpec.model_validate(callback.model_dump(exclude={"headers", "secret"}))
+
+
+def _callback_secrets(request: RunRequest) -> dict[str, str]:
+    callback = request.callback
+    if callback is None:
+        return {}
+    sealed = {CALLBACK_HEADERS: json.dumps(callback.headers or {})}
+    if callback.secret is not None:
+        sealed[CALLBACK_SIGNING_SECRET] = callback.secret.get_secret_value()
+    return sealed
 
 
 def _scenario(request: RunRequest, registry: Registry) -> Scenario:

@@ -21,7 +21,8 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.errors import ConflictError, InvalidRequestError, UnavailableError
-from api.run_requests import resolve
+from api.run_requests import resolve, run_input
+from loopline.catalog import Catalog, TasksetNotFoundError
 from loopline.models import (
     AppendLogResult,
     CancelRequest,
@@ -33,7 +34,6 @@ from loopline.models import (
     EventView,
     LogEntry,
     MessageAck,
-    Provider,
     RunInput,
     RunPage,
     RunPatch,
@@ -57,6 +57,7 @@ class RunService:
     def __init__(
         self,
         store: TraceStore,
+        catalog: Catalog,
         client: Client,
         registry: Registry,
         secrets: SecretBox,
@@ -65,6 +66,7 @@ class RunService:
         session_history_limit: int,
     ) -> None:
         self._store = store
+        self._catalog = catalog
         self._client = client
         self._registry = registry
         self._secrets = secrets
@@ -85,20 +87,41 @@ class RunService:
     async def start_run(self, request: RunRequest) -> tuple[RunView, bool]:
         """Start a run, or return the one already started with this run id and body."""
         resolved = resolve(request, self._registry)
-        spec = resolved.spec
+        spec = await self._join_taskset(resolved.spec, request.taskset)
         run_id = request.run_id or uuid.uuid4().hex
-        identity = _identity_hash(request.identity())
-        sealed = self._secrets.seal(resolved.secrets) if resolved.secrets else None
-        existing_identity = await self._store.create_run(run_id, identity, spec, sealed)
+        identity = identity_hash(request.identity())
+        run = run_input(run_id, spec, request, self._session_history_limit)
+        existing_identity = await self._store.create_run(
+            run_id,
+            identity,
+            spec,
+            self._seal(resolved.secrets),
+            run_input=run,
+            sealed_callback=self._seal(resolved.callback_secrets),
+        )
         if existing_identity is not None and existing_identity != identity:
             raise ConflictError(
                 f"run id {run_id!r} is already used by a run with a different request; "
                 "choose another run_id or repeat the original request exactly"
             )
-        await self._start_workflow(run_id, spec, request)
+        await self._start_workflow(run, spec)
         if request.sync:
             await self._wait(run_id, request.timeout)
         return await self.get_run(run_id), existing_identity is None
+
+    async def _join_taskset(self, spec: RunSpec, taskset: str | None) -> RunSpec:
+        """A run started with a taskset joins the taskset's job (its standing batch)."""
+        if taskset is None:
+            return spec
+        try:
+            found = await self._catalog.taskset(taskset)
+        except TasksetNotFoundError as error:
+            raise InvalidRequestError(["body", "taskset"], str(error)) from error
+        job_id = await self._catalog.ensure_job(found.taskset_id)
+        return spec.model_copy(update={"taskset_id": found.taskset_id, "batch_id": job_id})
+
+    def _seal(self, secrets: dict[str, str]) -> str | None:
+        return self._secrets.seal(secrets) if secrets else None
 
     async def get_run(
         self, run_id: str, *, include_trajectory: bool = False, include_state: bool = False
@@ -117,11 +140,17 @@ class RunService:
         environment: str | None,
         scenario: str | None,
         status: RunStatus | None,
+        batch_id: str | None,
         limit: int,
         offset: int,
     ) -> RunPage:
         total, views = await self._store.list_runs(
-            environment=environment, scenario=scenario, status=status, limit=limit, offset=offset
+            environment=environment,
+            scenario=scenario,
+            status=status,
+            batch_id=batch_id,
+            limit=limit,
+            offset=offset,
         )
         for view in views:
             view.temporal_ui_url = self._ui_link(view.workflow_id)
@@ -223,30 +252,12 @@ class RunService:
 
     # --- helpers -------------------------------------------------------------------------------
 
-    async def _start_workflow(self, run_id: str, spec: RunSpec, request: RunRequest) -> None:
-        user_llm = spec.user_llm
-        run = RunInput(
-            run_id=run_id,
-            environment=spec.environment,
-            scenario=spec.scenario,
-            model=spec.model,
-            max_steps=spec.max_steps,
-            max_duration_seconds=request.max_duration_seconds,
-            model_is_local=spec.llm.provider is Provider.scripted,
-            user_model=user_llm.label if user_llm else None,
-            user_model_is_local=user_llm is None or user_llm.provider is Provider.scripted,
-            max_user_turns=spec.max_user_turns,
-            client_tools=[tool.name for tool in spec.client_tools],
-            input_timeout_seconds=request.input_timeout_seconds,
-            session=spec.session,
-            idle_timeout_seconds=request.idle_timeout_seconds if spec.session else None,
-            continue_as_new_after_events=self._session_history_limit,
-        )
+    async def _start_workflow(self, run: RunInput, spec: RunSpec) -> None:
         try:
             await self._client.start_workflow(
                 RunWorkflow.run,
                 run,
-                id=workflow_id_for(run_id),
+                id=workflow_id_for(run.run_id),
                 task_queue=self._task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
@@ -299,5 +310,5 @@ class RunService:
         return f"{self._temporal_ui_url.rstrip('/')}/namespaces/{namespace}/workflows/{workflow_id}"
 
 
-def _identity_hash(identity: dict[str, Any]) -> str:
+def identity_hash(identity: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()

@@ -29,6 +29,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from activities.evaluation import EvaluationActivities
 from activities.model_calls import ModelCaller
 from activities.model_step import ModelActivities
 from activities.providers import Ask
@@ -127,7 +128,9 @@ def bench_caller(store: TraceStore) -> ModelCaller:
 
 async def store_loop(store: TraceStore, registry: Registry, script: Script) -> float:
     scenario = ScenarioActivities(store, registry)
-    model = ModelActivities(store, registry, bench_caller(store))
+    caller = bench_caller(store)
+    model = ModelActivities(store, registry, caller)
+    evaluator = EvaluationActivities(store, registry, caller)
     tools = ToolActivities(store, registry)
     run = await create_run(store, script)
     started = time.perf_counter()
@@ -138,7 +141,7 @@ async def store_loop(store: TraceStore, registry: Registry, script: Script) -> f
             break
         for call in reply.tool_calls:
             await tools.call_tool(ToolCallInput(run_id=run.run_id, step=step, call_id=call.id))
-    evaluation = await scenario.evaluate(
+    evaluation = await evaluator.evaluate(
         EvaluateInput(run_id=run.run_id, stop_reason=StopReason.answered)
     )
     await scenario.teardown(
@@ -191,9 +194,9 @@ async def main(steps: int, repeats: int) -> None:
                 dev_server_extra_args=ONE_PARTITION,
             )
             try:
-                async with build_worker(
-                    server.client, "bench", store, registry, bench_caller(store)
-                ):
+                box = SecretBox(Fernet.generate_key())
+                caller = ModelCaller(store, box, PriceTable.load(None))
+                async with build_worker(server.client, "bench", store, registry, caller, box):
                     await loopline_run(server.client, store, episode(5))  # warm-up
                     timed = [
                         await loopline_run(server.client, store, script) for _ in range(repeats)

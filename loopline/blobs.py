@@ -32,6 +32,10 @@ class BlobStore(Protocol):
         """A download URL signed by the store itself, or None if it cannot make one."""
         ...
 
+    async def delete(self, paths: list[str]) -> None:
+        """Remove these blobs; ones already gone are no error."""
+        ...
+
 
 class LocalBlobs:
     def __init__(self, root: Path) -> None:
@@ -54,6 +58,13 @@ class LocalBlobs:
 
     def presigned_url(self, path: str, expires_in: int, filename: str) -> str | None:
         return None
+
+    async def delete(self, paths: list[str]) -> None:
+        def work() -> None:
+            for path in paths:
+                self._resolve(path).unlink(missing_ok=True)
+
+        await asyncio.to_thread(work)
 
     def _resolve(self, path: str) -> Path:
         target = (self._root / path).resolve()
@@ -91,6 +102,14 @@ class S3Blobs:
             ExpiresIn=expires_in,
         )
         return url
+
+    async def delete(self, paths: list[str]) -> None:
+        # S3 deletes at most 1000 keys per request.
+        for start in range(0, len(paths), 1000):
+            keys = [{"Key": self._prefix + path} for path in paths[start : start + 1000]]
+            await asyncio.to_thread(
+                self._client.delete_objects, Bucket=self._bucket, Delete={"Objects": keys}
+            )
 
 
 def open_blob_store(settings: Settings) -> BlobStore:

@@ -17,6 +17,10 @@ from cryptography.fernet import Fernet, InvalidToken
 
 from loopline.settings import Settings
 
+# What a run's sealed callback secrets hold.
+CALLBACK_HEADERS = "headers"
+CALLBACK_SIGNING_SECRET = "secret"
+
 
 class SecretsUnavailableError(RuntimeError):
     """The sealed keys cannot be opened: another deployment's key, or none at all."""

@@ -6,6 +6,7 @@ import shutil
 import sys
 import sysconfig
 from pathlib import Path
+from typing import Any
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
@@ -23,24 +24,38 @@ SCENARIO = SearchAttributeKey.for_keyword("LooplineScenario")
 MODEL = SearchAttributeKey.for_keyword("LooplineModel")
 STATUS = SearchAttributeKey.for_keyword("LooplineStatus")
 REWARD = SearchAttributeKey.for_float("LooplineReward")
+BATCH = SearchAttributeKey.for_keyword("LooplineBatch")
+TASKSET = SearchAttributeKey.for_keyword("LooplineTaskset")
 SEARCH_ATTRIBUTES: tuple[SearchAttributeKey[str] | SearchAttributeKey[float], ...] = (
     ENVIRONMENT,
     SCENARIO,
     MODEL,
     STATUS,
     REWARD,
+    BATCH,
+    TASKSET,
 )
 
 
 def initial_search_attributes(run: RunInput) -> TypedSearchAttributes:
-    return TypedSearchAttributes(
-        [
-            SearchAttributePair(ENVIRONMENT, run.environment),
-            SearchAttributePair(SCENARIO, run.scenario),
-            SearchAttributePair(MODEL, run.model),
-            SearchAttributePair(STATUS, RunStatus.running.value),
-        ]
-    )
+    pairs: list[SearchAttributePair[Any]] = [
+        SearchAttributePair(ENVIRONMENT, run.environment),
+        SearchAttributePair(SCENARIO, run.scenario),
+        SearchAttributePair(MODEL, run.model),
+        SearchAttributePair(STATUS, RunStatus.running.value),
+    ]
+    if run.batch_id is not None:
+        pairs.append(SearchAttributePair(BATCH, run.batch_id))
+    if run.taskset_id is not None:
+        pairs.append(SearchAttributePair(TASKSET, run.taskset_id))
+    return TypedSearchAttributes(pairs)
+
+
+def batch_search_attributes(batch_id: str, taskset_id: str | None) -> TypedSearchAttributes:
+    pairs: list[SearchAttributePair[Any]] = [SearchAttributePair(BATCH, batch_id)]
+    if taskset_id is not None:
+        pairs.append(SearchAttributePair(TASKSET, taskset_id))
+    return TypedSearchAttributes(pairs)
 
 
 class TemporalUnreachableError(ConnectionError):

@@ -11,6 +11,7 @@ from temporalio.client import Client
 
 from api.app import create_app
 from loopline.registry import Registry
+from loopline.secrets import load_secret_box
 from loopline.settings import Settings
 from loopline.store import open_store
 from loopline.temporal import connect, ensure_search_attributes
@@ -44,6 +45,7 @@ async def run_worker_until(settings: Settings, stop: asyncio.Event, client: Clie
     temporal = client or await connect(settings.temporal_address, settings.temporal_namespace)
     await ensure_search_attributes(temporal, settings.temporal_namespace)
     async with open_store(settings.database_url) as store:
-        caller = model_caller(store, settings)
-        async with build_worker(temporal, settings.task_queue, store, registry, caller):
+        box = load_secret_box(settings)
+        caller = model_caller(store, box, settings)
+        async with build_worker(temporal, settings.task_queue, store, registry, caller, box):
             await stop.wait()

@@ -7,42 +7,59 @@ from datetime import timedelta
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.batches import BatchActivities
+from activities.callbacks import CallbackActivities
+from activities.evaluation import EvaluationActivities
 from activities.inputs import InputActivities
 from activities.model_calls import ModelCaller
 from activities.model_step import ModelActivities
 from activities.scenario import ScenarioActivities
 from activities.simulated_user import SimulatedUserActivities
 from activities.tools import ToolActivities
+from loopline.catalog import Catalog
 from loopline.pricing import PriceTable
 from loopline.registry import Registry
-from loopline.secrets import load_secret_box
+from loopline.secrets import SecretBox
 from loopline.settings import Settings
 from loopline.store import TraceStore
+from workflows.batch import BatchWorkflow
 from workflows.run import RunWorkflow
 
 GRACEFUL_SHUTDOWN = timedelta(seconds=20)
 
 
-def model_caller(store: TraceStore, settings: Settings) -> ModelCaller:
-    return ModelCaller(store, load_secret_box(settings), PriceTable.load(settings.prices_file))
+def model_caller(store: TraceStore, box: SecretBox, settings: Settings) -> ModelCaller:
+    return ModelCaller(store, box, PriceTable.load(settings.prices_file))
 
 
 def build_worker(
-    client: Client, task_queue: str, store: TraceStore, registry: Registry, caller: ModelCaller
+    client: Client,
+    task_queue: str,
+    store: TraceStore,
+    registry: Registry,
+    caller: ModelCaller,
+    box: SecretBox,
 ) -> Worker:
     scenario = ScenarioActivities(store, registry)
+    evaluation = EvaluationActivities(store, registry, caller)
+    callbacks = CallbackActivities(store, registry, box)
     model = ModelActivities(store, registry, caller)
     user = SimulatedUserActivities(store, registry, caller)
     tools = ToolActivities(store, registry)
     inputs = InputActivities(store, registry)
+    batches = BatchActivities(store, Catalog(store.db))
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[RunWorkflow],
+        workflows=[RunWorkflow, BatchWorkflow],
         activities=[
             scenario.setup,
-            scenario.evaluate,
             scenario.teardown,
+            evaluation.judge,
+            evaluation.evaluate,
+            callbacks.deliver_callback,
+            batches.batch_rollouts,
+            batches.batch_status,
             model.model_step,
             user.user_turn,
             tools.call_tool,

@@ -21,6 +21,8 @@ from temporalio.contrib.workflow_streams import WorkflowStream, WorkflowStreamSt
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.callbacks import CallbackActivities
+    from activities.evaluation import EvaluationActivities
     from activities.inputs import InputActivities
     from activities.model_step import ModelActivities
     from activities.scenario import ScenarioActivities
@@ -35,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         MessageAck,
         ModelStepResult,
         RunInput,
+        RunRef,
         RunResult,
         RunState,
         RunStatus,
@@ -75,6 +78,8 @@ MODEL_RETRY = RetryPolicy(
     maximum_attempts=8,
 )
 
+# One POST to the caller's URL, with its own retries (the request's retry_count).
+CALLBACK_TIMEOUT = timedelta(seconds=30)
 # A session waits for the next message after these; other endings end it.
 SESSION_TURN_ENDS = frozenset({StopReason.answered, StopReason.max_steps})
 # Message ids remembered for deduplication, carried across continue-as-new.
@@ -220,9 +225,10 @@ class RunWorkflow:
                 return None
             if stop_reason is StopReason.cancelled:
                 return RunStatus.cancelled, stop_reason, None
+            await self._judge()
             self._details("evaluating")
             evaluation = await _lifecycle(
-                ScenarioActivities.evaluate,
+                EvaluationActivities.evaluate,
                 EvaluateInput(run_id=run.run_id, stop_reason=stop_reason),
                 f"evaluate {run.scenario}",
             )
@@ -230,6 +236,18 @@ class RunWorkflow:
             return RunStatus.failed, StopReason.error, _describe(error)
         self._state.reward = evaluation.reward
         return RunStatus.completed, stop_reason, None
+
+    async def _judge(self) -> None:
+        run = self._run
+        if run.judge_model is None:
+            return
+        self._details(f"judging the rubric · {run.judge_model}")
+        ref = RunRef(run_id=run.run_id)
+        summary = f"judge · {run.judge_model}"
+        if run.judge_model_is_local:
+            await _local(EvaluationActivities.judge, ref, summary)
+        else:
+            await _model_call(EvaluationActivities.judge, ref, summary)
 
     async def _until_deadline(self, agent: asyncio.Task[StopReason | None]) -> StopReason | None:
         timeout = None
@@ -442,6 +460,7 @@ class RunWorkflow:
             workflow.upsert_search_attributes([REWARD.value_set(self._state.reward)])
         reward = "" if self._state.reward is None else f" · reward {self._state.reward:g}"
         self._details(f"{status.value} ({stop_reason.value}){reward}")
+        await self._deliver_callback()
         # Release live subscribers and let acknowledged updates return before the run closes.
         self._stream.detach_pollers()
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -453,6 +472,28 @@ class RunWorkflow:
             reward=self._state.reward,
             error=error,
         )
+
+    async def _deliver_callback(self) -> None:
+        """POST the result to the caller's URL; its outcome is kept on the run, and a
+        receiver that never answers does not change how the run ended."""
+        retries = self._run.callback_retry_count
+        if retries is None:
+            return
+        try:
+            await workflow.execute_activity_method(
+                CallbackActivities.deliver_callback,
+                RunRef(run_id=self._run.run_id),
+                start_to_close_timeout=CALLBACK_TIMEOUT,
+                retry_policy=RetryPolicy(
+                    initial_interval=timedelta(seconds=1),
+                    backoff_coefficient=2.0,
+                    maximum_interval=timedelta(minutes=1),
+                    maximum_attempts=retries + 1,
+                ),
+                summary="callback",
+            )
+        except ActivityError as error:
+            workflow.logger.warning("callback not delivered: %s", _describe(error))
 
     def _details(self, text: str) -> None:
         self._state.waiting_on = text

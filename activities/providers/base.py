@@ -21,6 +21,7 @@ class Purpose(StrEnum):
     agent = "agent"
     user = "user"
     summary = "summary"
+    judge = "judge"
 
 
 @dataclass(frozen=True)

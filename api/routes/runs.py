@@ -51,12 +51,18 @@ async def list_runs(
     environment: str | None = None,
     scenario: str | None = None,
     status: RunStatus | None = None,
+    batch_id: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> RunPage:
     """Runs, newest first."""
     return await service.list_runs(
-        environment=environment, scenario=scenario, status=status, limit=limit, offset=offset
+        environment=environment,
+        scenario=scenario,
+        status=status,
+        batch_id=batch_id,
+        limit=limit,
+        offset=offset,
     )
 
 

@@ -1,0 +1,348 @@
+"""Batches: tasks times rollout_count runs, created together, started by a batch workflow."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
+
+from api.errors import ConflictError, InvalidRequestError, UnavailableError
+from api.run_requests import ResolvedRun, resolve, run_input
+from api.service import identity_hash
+from api.task_requests import apply_override, task_request
+from loopline.blobs import BlobStore
+from loopline.catalog import BatchRecord, Catalog, NewBatch, TasksetNotFoundError
+from loopline.models import (
+    BatchCancelResult,
+    BatchDeleteResult,
+    BatchInput,
+    BatchKind,
+    BatchPage,
+    BatchRequest,
+    BatchStatus,
+    BatchView,
+    CancelRequest,
+    EvaluationConfig,
+    RunPage,
+    RunRequest,
+    RunStatus,
+    TaskDefinition,
+)
+from loopline.registry import Registry
+from loopline.scoring import ACTIVE, count_statuses, score
+from loopline.secrets import SecretBox
+from loopline.store import NewRun, TraceStore, workflow_id_for
+from loopline.temporal import batch_search_attributes
+from workflows.batch import BatchWorkflow
+from workflows.run import RunWorkflow
+
+# Run request fields that come from a task: an error there is the task's to fix.
+TASK_FIELDS = frozenset(
+    {"environment", "scenario", "args", "include_tools", "exclude_tools", "prompt", "evaluation"}
+)
+
+
+def batch_workflow_id(batch_id: str) -> str:
+    return f"batch-{batch_id}"
+
+
+class BatchService:
+    def __init__(
+        self,
+        store: TraceStore,
+        catalog: Catalog,
+        client: Client,
+        registry: Registry,
+        secrets: SecretBox,
+        blobs: BlobStore,
+        task_queue: str,
+        temporal_ui_url: str | None,
+        history_limit: int,
+    ) -> None:
+        self._store = store
+        self._catalog = catalog
+        self._client = client
+        self._registry = registry
+        self._secrets = secrets
+        self._blobs = blobs
+        self._task_queue = task_queue
+        self._temporal_ui_url = temporal_ui_url
+        self._history_limit = history_limit
+
+    async def start_batch(self, request: BatchRequest) -> tuple[BatchView, bool]:
+        """Create the batch and all its runs, then start its workflow; repeating a request
+        with the same batch_id returns the batch instead of starting another."""
+        tasks, taskset_id = await self._tasks(request)
+        batch_id = request.batch_id or uuid.uuid4().hex
+        new_runs = self._new_runs(request, tasks, taskset_id, batch_id)
+        identity = identity_hash(request.identity())
+        existing = await self._catalog.create_batch(
+            NewBatch(
+                batch_id=batch_id,
+                identity_hash=identity,
+                name=request.name,
+                taskset_id=taskset_id,
+                model=new_runs[0].spec.model,
+                rollout_count=request.rollout_count,
+                max_parallel=request.max_parallel,
+                total=len(new_runs),
+                metadata=request.metadata,
+            ),
+            new_runs,
+        )
+        if existing is not None and existing != identity:
+            raise ConflictError(
+                f"batch id {batch_id!r} is already used by a batch with a different request; "
+                "choose another batch_id or repeat the original request exactly"
+            )
+        await self._start_workflow(batch_id, len(new_runs), request, taskset_id)
+        return await self.get_batch(batch_id), existing is None
+
+    async def get_batch(self, batch_id: str, *, include_runs: bool = True) -> BatchView:
+        return await self._view(await self._catalog.batch(batch_id), include_runs)
+
+    async def list_batches(
+        self,
+        *,
+        status: BatchStatus | None,
+        kind: BatchKind | None,
+        taskset: str | None,
+        include_runs: bool,
+        limit: int,
+        offset: int,
+    ) -> BatchPage:
+        taskset_id = (await self._catalog.taskset(taskset)).taskset_id if taskset else None
+        total, records = await self._catalog.list_batches(
+            status=status, kind=kind, taskset_id=taskset_id, limit=limit, offset=offset
+        )
+        views = [await self._view(record, include_runs) for record in records]
+        return BatchPage(total=total, limit=limit, offset=offset, batches=views)
+
+    async def runs(self, batch_id: str, limit: int, offset: int) -> RunPage:
+        await self._catalog.batch(batch_id)
+        total, views = await self._store.list_runs(batch_id=batch_id, limit=limit, offset=offset)
+        return RunPage(total=total, limit=limit, offset=offset, runs=views)
+
+    async def cancel_batch(self, batch_id: str, request: CancelRequest) -> BatchCancelResult:
+        """Stop the batch gracefully: no new runs, active ones cancelled (teardown runs)."""
+        record = await self._catalog.batch(batch_id)
+        outcomes = (await self._catalog.batch_runs(batch_id)).outcomes
+        unfinished = [o for o in outcomes if o.status in ACTIVE or o.status is RunStatus.pending]
+        if record.kind is BatchKind.job:
+            for outcome in unfinished:
+                await self._signal(workflow_id_for(outcome.run_id), RunWorkflow.cancel, request)
+            return BatchCancelResult(batch_id=batch_id, cancelled_runs=len(unfinished))
+        if record.status.is_final:
+            raise ConflictError(f"batch {batch_id!r} has already ended ({record.status.value})")
+        await self._catalog.request_cancel(batch_id)
+        await self._signal(batch_workflow_id(batch_id), BatchWorkflow.cancel, request)
+        return BatchCancelResult(batch_id=batch_id, cancelled_runs=len(unfinished))
+
+    async def delete_batch(self, batch_id: str) -> BatchDeleteResult:
+        """Delete a batch that has ended, its runs and all their records and artifacts."""
+        record = await self._catalog.batch(batch_id)
+        outcomes = (await self._catalog.batch_runs(batch_id)).outcomes
+        running = [o for o in outcomes if o.status in ACTIVE]
+        if (record.kind is BatchKind.batch and not record.status.is_final) or running:
+            raise ConflictError(
+                f"batch {batch_id!r} is still running ({len(running)} active runs): "
+                f"POST /v1/batches/{batch_id}/cancel first, then delete it once it has ended"
+            )
+        deleted, paths = await self._catalog.delete_batch(batch_id)
+        await self._blobs.delete(paths)
+        return BatchDeleteResult(batch_id=batch_id, deleted_runs=deleted)
+
+    # --- helpers -------------------------------------------------------------------------------
+
+    async def _tasks(self, request: BatchRequest) -> tuple[list[TaskDefinition], str | None]:
+        if (request.taskset is None) == (request.tasks is None):
+            raise InvalidRequestError(
+                ["body", "taskset"], "give either taskset (an id or name) or tasks, not both"
+            )
+        if request.tasks is not None:
+            tasks = _with_slugs(request.tasks)
+            taskset_id = None
+        else:
+            try:
+                taskset = await self._catalog.taskset(request.taskset or "")
+            except TasksetNotFoundError as error:
+                raise InvalidRequestError(["body", "taskset"], str(error)) from error
+            tasks = [view.task for view in await self._catalog.tasks(taskset.taskset_id)]
+            taskset_id = taskset.taskset_id
+        tasks = _selected(tasks, request.task_slugs)
+        unknown = sorted(set(request.task_overrides) - {task.slug for task in tasks})
+        if unknown:
+            raise InvalidRequestError(
+                ["body", "task_overrides"],
+                f"task_overrides names tasks this batch does not run: {', '.join(unknown)}",
+            )
+        if not tasks:
+            raise InvalidRequestError(["body", "taskset"], "the taskset has no tasks to run")
+        return tasks, taskset_id
+
+    def _new_runs(
+        self,
+        request: BatchRequest,
+        tasks: list[TaskDefinition],
+        taskset_id: str | None,
+        batch_id: str,
+    ) -> list[NewRun]:
+        new_runs: list[NewRun] = []
+        sealed: tuple[str | None, str | None] | None = None
+        for index, task in enumerate(tasks):
+            task = apply_override(task, request.task_overrides.get(task.slug or ""))
+            for rollout in range(request.rollout_count):
+                run_request = task_request(task, **self._run_fields(request, rollout))
+                resolved = _resolve_task(run_request, self._registry, task, index)
+                if sealed is None:  # the same keys for every run: sealed once
+                    sealed = (self._seal(resolved.secrets), self._seal(resolved.callback_secrets))
+                spec = resolved.spec.model_copy(
+                    update={
+                        "batch_id": batch_id,
+                        "taskset_id": taskset_id,
+                        "task": task.slug,
+                        "rollout": rollout,
+                    }
+                )
+                run_id = uuid.uuid4().hex
+                new_runs.append(
+                    NewRun(
+                        run_id=run_id,
+                        identity_hash=batch_id,
+                        spec=spec,
+                        run_input=run_input(run_id, spec, run_request, self._history_limit),
+                        sealed_secrets=sealed[0],
+                        sealed_callback=sealed[1],
+                        batch_index=len(new_runs),
+                    )
+                )
+        return new_runs
+
+    @staticmethod
+    def _run_fields(request: BatchRequest, rollout: int) -> dict[str, Any]:
+        scripts = request.rollout_scripts
+        return {
+            "model": request.model,
+            "provider_api_keys": request.provider_api_keys,
+            "script": scripts[rollout % len(scripts)] if scripts else request.script,
+            "user_model": request.user_model,
+            "user_script": request.user_script,
+            "max_steps": request.max_steps,
+            "max_duration_seconds": request.max_duration_seconds,
+            "callback": request.callback,
+            "evaluation": EvaluationConfig(
+                judge_model=request.judge_model, judge_script=request.judge_script
+            ),
+        }
+
+    def _seal(self, secrets: dict[str, str]) -> str | None:
+        return self._secrets.seal(secrets) if secrets else None
+
+    async def _start_workflow(
+        self, batch_id: str, total: int, request: BatchRequest, taskset_id: str | None
+    ) -> None:
+        batch = BatchInput(
+            batch_id=batch_id,
+            total=total,
+            max_parallel=request.max_parallel,
+            continue_as_new_after_events=self._history_limit,
+        )
+        try:
+            await self._client.start_workflow(
+                BatchWorkflow.run,
+                batch,
+                id=batch_workflow_id(batch_id),
+                task_queue=self._task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                search_attributes=batch_search_attributes(batch_id, taskset_id),
+                static_summary=f"batch {request.name or batch_id}: {total} runs, "
+                f"{request.max_parallel} at once",
+            )
+        except WorkflowAlreadyStartedError:
+            return
+        except RPCError as error:
+            raise UnavailableError(f"Temporal did not accept the batch: {error.message}") from error
+
+    async def _signal(self, workflow_id: str, signal: Any, request: CancelRequest) -> None:
+        try:
+            await self._client.get_workflow_handle(workflow_id).signal(signal, request)
+        except RPCError as error:
+            # A run that has just ended has nothing left to cancel.
+            if "already completed" not in error.message:
+                raise UnavailableError(f"could not reach {workflow_id}: {error.message}") from error
+
+    async def _view(self, record: BatchRecord, include_runs: bool) -> BatchView:
+        runs = await self._catalog.batch_runs(record.batch_id)
+        workflow_id = batch_workflow_id(record.batch_id) if record.kind is BatchKind.batch else None
+        return BatchView(
+            batch_id=record.batch_id,
+            kind=record.kind,
+            name=record.name,
+            status=record.status,
+            taskset_id=record.taskset_id,
+            model=record.model,
+            rollout_count=record.rollout_count,
+            max_parallel=record.max_parallel,
+            counts=count_statuses(runs.outcomes),
+            scores=score(runs.outcomes),
+            usage=runs.usage,
+            run_ids=[o.run_id for o in runs.outcomes] if include_runs else None,
+            cancel_requested=record.cancel_requested,
+            metadata=record.metadata,
+            workflow_id=workflow_id,
+            temporal_ui_url=self._ui_link(workflow_id),
+            created_at=record.created_at,
+            ended_at=record.ended_at,
+        )
+
+    def _ui_link(self, workflow_id: str | None) -> str | None:
+        if not self._temporal_ui_url or workflow_id is None:
+            return None
+        namespace = self._client.namespace
+        return f"{self._temporal_ui_url.rstrip('/')}/namespaces/{namespace}/workflows/{workflow_id}"
+
+
+def _with_slugs(tasks: list[TaskDefinition]) -> list[TaskDefinition]:
+    """Inline tasks without a slug are numbered as a taskset upload would number them."""
+    slugs = [task.slug for task in tasks if task.slug is not None]
+    duplicated = sorted({slug for slug in slugs if slugs.count(slug) > 1})
+    if duplicated:
+        raise InvalidRequestError(
+            ["body", "tasks"], f"slugs used by more than one task: {', '.join(duplicated)}"
+        )
+    return [
+        task if task.slug is not None else task.model_copy(update={"slug": f"{index + 1:04d}"})
+        for index, task in enumerate(tasks)
+    ]
+
+
+def _selected(tasks: list[TaskDefinition], slugs: list[str] | None) -> list[TaskDefinition]:
+    if slugs is None:
+        return tasks
+    by_slug = {task.slug: task for task in tasks}
+    unknown = [slug for slug in slugs if slug not in by_slug]
+    if unknown:
+        raise InvalidRequestError(
+            ["body", "task_slugs"],
+            f"no task {', '.join(map(repr, unknown))}; tasks: {', '.join(map(str, by_slug))}",
+        )
+    return [by_slug[slug] for slug in dict.fromkeys(slugs)]
+
+
+def _resolve_task(
+    request: RunRequest, registry: Registry, task: TaskDefinition, index: int
+) -> ResolvedRun:
+    try:
+        return resolve(request, registry)
+    except InvalidRequestError as error:
+        field = error.loc[1] if len(error.loc) > 1 else None
+        if field not in TASK_FIELDS:
+            raise
+        raise InvalidRequestError(
+            ["body", "tasks", index, *error.loc[1:]], f"task {task.slug!r}: {error.message}"
+        ) from error

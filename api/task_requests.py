@@ -1,0 +1,89 @@
+"""Tasks as run requests: a task (with a batch's overrides) becomes the RunRequest of each of
+its rollouts, and is checked against the environments by the same resolution as a run."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from api.errors import InvalidRequestError
+from api.run_requests import resolve
+from loopline.models import (
+    SCRIPTED_MODEL,
+    EvaluationConfig,
+    ModelConfig,
+    RunRequest,
+    Script,
+    ScriptedStep,
+    TaskDefinition,
+    TaskOverride,
+    parse_model,
+)
+from loopline.registry import Registry
+
+# Where a run request's fields come from in a task, for error locations.
+TASK_FIELDS = {
+    "environment": ["env", "name"],
+    "include_tools": ["env", "include"],
+    "exclude_tools": ["env", "exclude"],
+    "evaluation": [],
+    "prompt": ["description"],
+}
+# Checking a task needs a model; the offline one with a one-line script stands in.
+PLACEHOLDER_SCRIPT = Script(steps=[ScriptedStep(content="")])
+
+
+def apply_override(task: TaskDefinition, override: TaskOverride | None) -> TaskDefinition:
+    if override is None:
+        return task
+    base = override.task_json.model_copy(update={"slug": task.slug}) if override.task_json else task
+    changes: dict[str, Any] = {}
+    if override.name is not None:
+        changes["name"] = override.name
+    if override.description is not None:
+        changes["description"] = override.description
+    if override.rubric_markdown is not None:
+        changes["rubric"] = override.rubric_markdown
+    if override.client_context is not None:
+        changes["metadata"] = {**base.metadata, "client_context": override.client_context}
+    return base.model_copy(update=changes)
+
+
+def task_request(
+    task: TaskDefinition, *, model: str | ModelConfig, **run_fields: Any
+) -> RunRequest:
+    """The run request of one rollout of `task`; `run_fields` are the batch's own."""
+    evaluation: EvaluationConfig = run_fields.pop("evaluation", EvaluationConfig())
+    system_prompt = task.agent_config.system_prompt if task.agent_config else None
+    if system_prompt:
+        with contextlib.suppress(ValueError):  # resolution says what is wrong with the model
+            model = parse_model(model).model_copy(update={"system_prompt": system_prompt})
+    return RunRequest(
+        environment=task.env.name,
+        scenario=task.scenario,
+        args=task.args,
+        model=model,
+        prompt=task.description,
+        include_tools=task.env.include,
+        exclude_tools=task.env.exclude,
+        evaluation=evaluation.model_copy(
+            update={"validation": task.validation or [], "rubric": task.rubric}
+        ),
+        tags=task.tags,
+        metadata=task.metadata,
+        **run_fields,
+    )
+
+
+def check_task(task: TaskDefinition, registry: Registry, loc: list[str | int]) -> None:
+    """Resolve the task as a run would be; say what to fix at the task's own fields."""
+    request = task_request(
+        task.model_copy(update={"rubric": None}), model=SCRIPTED_MODEL, script=PLACEHOLDER_SCRIPT
+    )
+    try:
+        resolve(request, registry)
+    except InvalidRequestError as error:
+        inner = error.loc[1:] if error.loc[:1] == ["body"] else error.loc
+        field = str(inner[0]) if inner else ""
+        mapped: list[str | int] = [*TASK_FIELDS.get(field, [field]), *inner[1:]]
+        raise InvalidRequestError([*loc, *mapped], error.message) from error
