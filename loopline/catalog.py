@@ -406,7 +406,8 @@ def _upsert_tasks(
         slug = task.slug
         if slug is None:
             slug, next_auto = f"{next_auto:0{AUTO_SLUG_DIGITS}d}", next_auto + 1
-        definition = task.model_copy(update={"slug": slug}).model_dump(mode="json")
+        # Kept without its slug (the key), which may be one the validator reserves for us.
+        definition = task.model_dump(mode="json", exclude={"slug"})
         old = existing.get(slug)
         if old is None:
             position += 1
@@ -455,7 +456,9 @@ def _tasks_of(conn: Connection, taskset_id: str) -> list[TaskView]:
     return [
         TaskView(
             slug=row.slug,
-            task=TaskDefinition.model_validate(row.definition),
+            task=TaskDefinition.model_validate(row.definition).model_copy(
+                update={"slug": row.slug}
+            ),
             version=row.version,
             created_at=aware(row.created_at),
             updated_at=aware(row.updated_at),

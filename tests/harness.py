@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import uvicorn
+from fastapi import FastAPI
 
 FINAL_STATUSES = {"completed", "failed", "cancelled"}
 
@@ -202,3 +205,18 @@ async def sse_events(
                     id=fields.get("id"),
                 )
                 fields = {}
+
+
+@contextlib.asynccontextmanager
+async def serving(app: FastAPI, port: int) -> AsyncIterator[None]:
+    """Serve `app` on 127.0.0.1:`port` in this event loop."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    # uvicorn offers no event to wait on.
+    while not server.started:  # noqa: ASYNC110
+        await asyncio.sleep(0.02)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        await task

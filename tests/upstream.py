@@ -16,11 +16,10 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from tests.harness import free_port
+from tests.harness import free_port, serving
 
 
 @dataclass
@@ -110,17 +109,8 @@ class Upstream:
 
     @contextlib.asynccontextmanager
     async def serving(self) -> AsyncIterator[Upstream]:
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning")
-        server = uvicorn.Server(config)
-        task = asyncio.create_task(server.serve())
-        # uvicorn offers no event to wait on.
-        while not server.started:  # noqa: ASYNC110
-            await asyncio.sleep(0.02)
-        try:
+        async with serving(self.app, self.port):
             yield self
-        finally:
-            server.should_exit = True
-            await task
 
 
 def _sse(
