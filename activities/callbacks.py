@@ -57,8 +57,9 @@ def verify_signature(secret: bytes, header: str, body: bytes) -> bool:
     return hmac.compare_digest(signature(secret, int(parts["t"]), body), header)
 
 
-def default_signing_key(box: SecretBox) -> bytes:
-    return box.derive(SIGNING_PURPOSE)
+def default_signing_secret(box: SecretBox) -> str:
+    """The deployment's callback secret, used like a per-callback `secret` string."""
+    return box.derive(SIGNING_PURPOSE).hex()
 
 
 class CallbackActivities(StoreActivities):
@@ -139,7 +140,7 @@ class CallbackActivities(StoreActivities):
             raise permanent(str(error), "SecretsUnavailable") from error
         headers = json.loads(opened.get(CALLBACK_HEADERS, "{}"))
         secret = opened.get(CALLBACK_SIGNING_SECRET)
-        return headers, secret.encode() if secret else default_signing_key(self._box)
+        return headers, (secret or default_signing_secret(self._box)).encode()
 
     async def _payload(self, view: RunView, callback: CallbackSpec) -> dict[str, Any]:
         payload: dict[str, Any] = {

@@ -235,7 +235,9 @@ class TraceStore:
         if status:
             conditions.append(runs.c.status == status.value)
         query = select(runs).where(*conditions)
-        page = query.order_by(runs.c.created_at.desc(), runs.c.run_id).limit(limit).offset(offset)
+        # A batch's runs in the order it starts them; other listings newest first.
+        order = [runs.c.batch_index] if batch_id else [runs.c.created_at.desc(), runs.c.run_id]
+        page = query.order_by(*order).limit(limit).offset(offset)
 
         def work() -> tuple[int, list[RunView]]:
             with self._reader.connect() as conn:

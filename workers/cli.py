@@ -10,8 +10,11 @@ import signal
 import sys
 from pathlib import Path
 
+from activities.callbacks import default_signing_secret
+from loopline.secrets import load_secret_box
 from loopline.settings import Settings, get_settings
 from loopline.temporal import TemporalUnreachableError, connect
+from workers.batch_command import BatchCommandError, add_batch_parser, run_batch_command
 from workers.demo import run_demo
 from workers.embedded import EmbeddedOptions, PortInUseError, run_embedded
 from workers.serve import api_server, run_worker_until, serve_api_until
@@ -37,6 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="run the demo against a running API")
     demo.add_argument("--api-url", default="http://127.0.0.1:8000")
+
+    add_batch_parser(commands)
+    commands.add_parser(
+        "callback-secret",
+        help="print the key that signs callbacks sent without their own secret",
+    )
     return parser
 
 
@@ -51,6 +60,11 @@ def _stop_on_signals() -> asyncio.Event:
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "demo":
         return 0 if await run_demo(args.api_url) else 1
+    if args.command == "batch":
+        return await run_batch_command(args)
+    if args.command == "callback-secret":
+        print(default_signing_secret(load_secret_box(settings)))
+        return 0
     stop = _stop_on_signals()
     if args.command == "worker":
         await run_worker_until(settings, stop, None)
@@ -79,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         code = asyncio.run(_run(args, settings))
-    except (TemporalUnreachableError, PortInUseError) as error:
+    except (TemporalUnreachableError, PortInUseError, BatchCommandError) as error:
         print(f"loopline: {error}", file=sys.stderr)
         code = 2
     sys.stdout.flush()

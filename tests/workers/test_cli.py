@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
-from tests.harness import free_port
+from tests.harness import Stack, free_port
 
 
 def loopline(*args: str, **environment: str) -> subprocess.CompletedProcess[str]:
@@ -39,3 +41,67 @@ def test_up_with_a_taken_port_exits_2_naming_the_flag(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert f"port {port} for the API is taken" in done.stderr and "--api-port" in done.stderr
     assert not (tmp_path / "temporal.db").exists()
+
+
+async def test_batch_runs_a_jsonl_file_prints_a_summary_and_exports_runs(
+    stack: Stack, tmp_path: Path
+) -> None:
+    tasks = tmp_path / "tasks.jsonl"
+    tasks.write_text(
+        "\n".join(
+            json.dumps(
+                {
+                    "slug": country.lower(),
+                    "scenario": "capital",
+                    "args": {"country": country},
+                    "env": {"name": "trivia"},
+                }
+            )
+            for country in ("France", "Peru")
+        )
+    )
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps({"steps": [{"content": "Paris"}]}))
+    output = tmp_path / "runs.jsonl"
+
+    done = await asyncio.to_thread(
+        loopline,
+        "batch",
+        "--tasks",
+        str(tasks),
+        "--rollouts",
+        "2",
+        "--max-parallel",
+        "2",
+        "--script",
+        str(script),
+        "--api-url",
+        stack.api_url,
+        "--output",
+        str(output),
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert "4/4 ended" in done.stderr
+    table = {line.split()[0]: line.split() for line in done.stdout.splitlines() if line.strip()}
+    assert table["task"][-2:] == ["pass@1", "pass@2"]
+    assert table["france"][5:] == ["1.000", "1.000", "1.000", "1.000"]
+    assert table["peru"][5:] == ["0.000", "0.000", "0.000", "0.000"]
+    exported = [json.loads(line) for line in output.read_text().splitlines()]
+    assert [(run["task"], run["rollout"]) for run in exported] == [
+        ("france", 0),
+        ("france", 1),
+        ("peru", 0),
+        ("peru", 1),
+    ]
+
+
+def test_batch_with_a_bad_file_or_request_says_what_to_fix(stack: Stack, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"slug": "a"}\nnot json\n')
+    done = loopline("batch", "--tasks", str(broken), "--api-url", stack.api_url)
+    assert done.returncode == 2 and f"{broken}:2: not JSON" in done.stderr
+
+    done = loopline("batch", "--taskset", "no-such-taskset", "--api-url", stack.api_url)
+    assert done.returncode == 2 and "422" in done.stderr and "no-such-taskset" in done.stderr
+    assert "Traceback" not in done.stderr
