@@ -134,10 +134,11 @@ async def test_trajectory_and_state_on_request(api: httpx.AsyncClient) -> None:
         ("message", "assistant"),
         ("message", "tool"),
         ("message", "assistant"),
+        ("evaluation", None),
         ("reward", None),
         ("status", None),
     ]
-    assert [event["seq"] for event in run["trajectory"]] == list(range(1, 8))
+    assert [event["seq"] for event in run["trajectory"]] == list(range(1, 9))
     page = (await api.get(f"/v1/runs/{run_id}/events", params={"after": 5, "limit": 1})).json()
     assert [event["seq"] for event in page] == [6]
 

@@ -1,0 +1,145 @@
+"""Rollouts per second of a Loopline batch, next to bare Temporal doing the same work.
+
+Loopline: a batch of N one-step scripted rollouts (setup, evaluate, teardown as regular
+activities, the model step as a local one) with max_parallel P, through the real API and a
+real worker process, timed from POST /v1/batches to the batch's completed status.
+
+Bare Temporal: a parent workflow that runs N child workflows, at most P at once, each doing
+three no-op regular activities and one no-op local activity, on an in-process worker.
+
+  python -m bench.batches [--rollouts 200] [--max-parallel 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+from temporalio import activity, workflow
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from loopline.temporal import SEARCH_ATTRIBUTES, temporal_binary
+from tests.api.test_batches import wait_for_batch
+from tests.harness import Stack, answer_step
+from workers.embedded import ONE_PARTITION
+
+STEP = timedelta(seconds=30)
+
+
+@activity.defn
+async def nothing(_: int) -> None:
+    return None
+
+
+@workflow.defn
+class BareRollout:
+    @workflow.run
+    async def run(self, index: int) -> None:
+        await workflow.execute_activity(nothing, index, start_to_close_timeout=STEP)
+        await workflow.execute_local_activity(nothing, index, start_to_close_timeout=STEP)
+        await workflow.execute_activity(nothing, index, start_to_close_timeout=STEP)
+        await workflow.execute_activity(nothing, index, start_to_close_timeout=STEP)
+
+
+@workflow.defn
+class BareBatch:
+    @workflow.run
+    async def run(self, total: int, max_parallel: int) -> None:
+        active: set[asyncio.Task[None]] = set()
+        for index in range(total):
+            await workflow.wait_condition(lambda: len(active) < max_parallel)
+            child = asyncio.create_task(
+                workflow.execute_child_workflow(
+                    BareRollout.run, index, id=f"{workflow.info().workflow_id}-{index}"
+                )
+            )
+            active.add(child)
+            child.add_done_callback(active.discard)
+        await workflow.wait_condition(lambda: not active)
+
+
+def batch_body(rollouts: int, max_parallel: int) -> dict[str, object]:
+    return {
+        "tasks": [
+            {"scenario": "capital", "args": {"country": "France"}, "env": {"name": "trivia"}}
+        ],
+        "rollout_count": rollouts,
+        "max_parallel": max_parallel,
+        "script": {"steps": [answer_step("Paris")]},
+    }
+
+
+async def loopline_batch(api: httpx.AsyncClient, rollouts: int, max_parallel: int) -> float:
+    started = time.perf_counter()
+    response = await api.post("/v1/batches", json=batch_body(rollouts, max_parallel))
+    response.raise_for_status()
+    batch = await wait_for_batch(api, response.json()["batch_id"], within=600)
+    elapsed = time.perf_counter() - started
+    assert batch["counts"]["completed"] == rollouts, batch["counts"]
+    return elapsed
+
+
+async def bare_batch(client: Client, rollouts: int, max_parallel: int) -> float:
+    task_queue = f"bare-{uuid.uuid4().hex[:6]}"
+    async with Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[BareBatch, BareRollout],
+        activities=[nothing],
+        max_concurrent_activities=200,
+    ):
+        started = time.perf_counter()
+        await client.execute_workflow(
+            BareBatch.run,
+            args=[rollouts, max_parallel],
+            id=f"bare-batch-{uuid.uuid4().hex[:8]}",
+            task_queue=task_queue,
+        )
+        return time.perf_counter() - started
+
+
+async def main(rollouts: int, max_parallel: int) -> None:
+    server = await WorkflowEnvironment.start_local(
+        data_converter=pydantic_data_converter,
+        search_attributes=SEARCH_ATTRIBUTES,
+        dev_server_existing_path=temporal_binary(),
+        dev_server_extra_args=ONE_PARTITION,
+        dev_server_log_level="error",
+    )
+    address = server.client.service_client.config.target_host
+    try:
+        with tempfile.TemporaryDirectory() as workdir:
+            stack = Stack(temporal_address=address, workdir=Path(workdir), log_level="WARNING")
+            stack.start_worker()
+            await stack.start_api()
+            try:
+                async with httpx.AsyncClient(base_url=stack.api_url, timeout=60) as api:
+                    await loopline_batch(api, 10, 10)  # warm-up
+                    loopline = await loopline_batch(api, rollouts, max_parallel)
+            finally:
+                stack.stop()
+        await bare_batch(server.client, 10, 10)  # warm-up
+        bare = await bare_batch(server.client, rollouts, max_parallel)
+    finally:
+        await server.shutdown()
+    print(f"{rollouts} one-step rollouts, max_parallel {max_parallel}, 2 cores:")
+    print(f"  Loopline batch (API + worker process): {loopline:.2f} s, {rollouts / loopline:.1f}/s")
+    print(f"  bare Temporal, same activities:        {bare:.2f} s, {rollouts / bare:.1f}/s")
+    print(f"  Loopline / bare throughput: {bare / loopline:.2f}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rollouts", type=int, default=200)
+    parser.add_argument("--max-parallel", type=int, default=50)
+    arguments = parser.parse_args()
+    asyncio.run(main(arguments.rollouts, arguments.max_parallel))
