@@ -20,17 +20,20 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
-import httpx
 from temporalio import activity, workflow
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from loopline.temporal import SEARCH_ATTRIBUTES, temporal_binary
-from tests.api.test_batches import wait_for_batch
-from tests.harness import Stack, answer_step
-from workers.embedded import ONE_PARTITION
+# The workflows below run in the sandbox, like Loopline's; what the bench itself uses passes.
+with workflow.unsafe.imports_passed_through():
+    import httpx
+
+    from loopline.temporal import SEARCH_ATTRIBUTES, temporal_binary
+    from tests.api.test_batches import wait_for_batch
+    from tests.harness import Stack, answer_step
+    from workers.embedded import ONE_PARTITION
 
 STEP = timedelta(seconds=30)
 

@@ -116,8 +116,8 @@ class BatchWorkflow:
                 workflow.set_current_details(
                     f"{self._started}/{batch.total} runs started, {len(self._active)} running"
                 )
-            if self._history_is_long():
-                return
+                if self._history_is_long():
+                    return
 
     async def _rollout(self, run: RunInput) -> None:
         try:
