@@ -36,7 +36,7 @@ from loopline.registry import Registry
 from loopline.scoring import ACTIVE, count_statuses, score
 from loopline.secrets import SecretBox
 from loopline.store import NewRun, TraceStore, workflow_id_for
-from loopline.temporal import batch_search_attributes
+from loopline.temporal import batch_search_attributes, ui_link
 from workflows.batch import BatchWorkflow
 from workflows.run import RunWorkflow
 
@@ -295,16 +295,10 @@ class BatchService:
             cancel_requested=record.cancel_requested,
             metadata=record.metadata,
             workflow_id=workflow_id,
-            temporal_ui_url=self._ui_link(workflow_id),
+            temporal_ui_url=ui_link(self._temporal_ui_url, self._client.namespace, workflow_id),
             created_at=record.created_at,
             ended_at=record.ended_at,
         )
-
-    def _ui_link(self, workflow_id: str | None) -> str | None:
-        if not self._temporal_ui_url or workflow_id is None:
-            return None
-        namespace = self._client.namespace
-        return f"{self._temporal_ui_url.rstrip('/')}/namespaces/{namespace}/workflows/{workflow_id}"
 
 
 def _with_slugs(tasks: list[TaskDefinition]) -> list[TaskDefinition]:

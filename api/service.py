@@ -47,7 +47,7 @@ from loopline.models import (
 from loopline.registry import Registry
 from loopline.secrets import SecretBox
 from loopline.store import TraceStore, workflow_id_for
-from loopline.temporal import initial_search_attributes
+from loopline.temporal import initial_search_attributes, ui_link
 from workflows.run import NOT_ACCEPTING, NOT_AWAITING, WRONG_TOOL_CALLS, RunWorkflow
 
 T = TypeVar("T")
@@ -127,7 +127,9 @@ class RunService:
         self, run_id: str, *, include_trajectory: bool = False, include_state: bool = False
     ) -> RunView:
         view = await self._store.get_run(run_id)
-        view.temporal_ui_url = self._ui_link(view.workflow_id)
+        view.temporal_ui_url = ui_link(
+            self._temporal_ui_url, self._client.namespace, view.workflow_id
+        )
         if include_trajectory:
             view.trajectory = await self._store.events(run_id)
         if include_state:
@@ -153,7 +155,9 @@ class RunService:
             offset=offset,
         )
         for view in views:
-            view.temporal_ui_url = self._ui_link(view.workflow_id)
+            view.temporal_ui_url = ui_link(
+                self._temporal_ui_url, self._client.namespace, view.workflow_id
+            )
         return RunPage(total=total, limit=limit, offset=offset, runs=views)
 
     async def events(
@@ -302,12 +306,6 @@ class RunService:
             await asyncio.wait_for(handle.result(), timeout=seconds)
         except (TimeoutError, WorkflowFailureError, RPCError):
             return  # the store holds the outcome, or says the run is still going
-
-    def _ui_link(self, workflow_id: str) -> str | None:
-        if not self._temporal_ui_url:
-            return None
-        namespace = self._client.namespace
-        return f"{self._temporal_ui_url.rstrip('/')}/namespaces/{namespace}/workflows/{workflow_id}"
 
 
 def identity_hash(identity: dict[str, Any]) -> str:

@@ -30,7 +30,7 @@ from loopline.models import (
     Usage,
 )
 from loopline.store import NewRun, insert_run
-from loopline.tables import artifacts, batches, runs, tasks, tasksets
+from loopline.tables import USAGE_COLUMNS, artifacts, batches, runs, tasks, tasksets
 
 
 class TasksetNotFoundError(LookupError):
@@ -371,15 +371,6 @@ class Catalog:
         return await self._db.call(work)
 
 
-USAGE_COLUMNS = (
-    "model_calls",
-    "prompt_tokens",
-    "completion_tokens",
-    "reasoning_tokens",
-    "prompt_cost",
-    "output_cost",
-    "unpriced_calls",
-)
 # Slugs Loopline assigns are 4-digit numbers, which is why callers may not use those.
 AUTO_SLUG_DIGITS = 4
 

@@ -34,7 +34,15 @@ from loopline.models import (
     StopReason,
     Usage,
 )
-from loopline.tables import artifacts, callback_secrets, env_states, events, run_secrets, runs
+from loopline.tables import (
+    USAGE_COLUMNS,
+    artifacts,
+    callback_secrets,
+    env_states,
+    events,
+    run_secrets,
+    runs,
+)
 
 
 class RunNotFoundError(LookupError):
@@ -523,15 +531,7 @@ def _run_view(row: Any) -> RunView:
         reward_details=row["reward_details"],
         answer=row["answer"],
         error=row["error"],
-        usage=Usage(
-            model_calls=row["model_calls"],
-            prompt_tokens=row["prompt_tokens"],
-            completion_tokens=row["completion_tokens"],
-            reasoning_tokens=row["reasoning_tokens"],
-            prompt_cost=row["prompt_cost"],
-            output_cost=row["output_cost"],
-            unpriced_calls=row["unpriced_calls"],
-        ),
+        usage=Usage.model_validate({name: row[name] for name in USAGE_COLUMNS}),
         created_at=aware(row["created_at"]),
         ended_at=aware(row["ended_at"]),
         torn_down=row["torn_down"],

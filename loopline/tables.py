@@ -19,6 +19,17 @@ from sqlalchemy import (
 
 metadata = MetaData()
 
+# The runs columns that add up to a Usage.
+USAGE_COLUMNS = (
+    "model_calls",
+    "prompt_tokens",
+    "completion_tokens",
+    "reasoning_tokens",
+    "prompt_cost",
+    "output_cost",
+    "unpriced_calls",
+)
+
 runs = Table(
     "runs",
     metadata,

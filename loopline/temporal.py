@@ -58,6 +58,13 @@ def batch_search_attributes(batch_id: str, taskset_id: str | None) -> TypedSearc
     return TypedSearchAttributes(pairs)
 
 
+def ui_link(ui_url: str | None, namespace: str, workflow_id: str | None) -> str | None:
+    """The Temporal UI page of a workflow, when the UI's address is configured."""
+    if not ui_url or workflow_id is None:
+        return None
+    return f"{ui_url.rstrip('/')}/namespaces/{namespace}/workflows/{workflow_id}"
+
+
 class TemporalUnreachableError(ConnectionError):
     pass
 
