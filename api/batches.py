@@ -17,6 +17,7 @@ from api.task_requests import apply_override, task_request
 from loopline.blobs import BlobStore
 from loopline.catalog import BatchRecord, Catalog, NewBatch, TasksetNotFoundError
 from loopline.models import (
+    MAX_ROLLOUTS,
     BatchCancelResult,
     BatchDeleteResult,
     BatchInput,
@@ -182,6 +183,13 @@ class BatchService:
             )
         if not tasks:
             raise InvalidRequestError(["body", "taskset"], "the taskset has no tasks to run")
+        total = len(tasks) * request.rollout_count
+        if total > MAX_ROLLOUTS:
+            raise InvalidRequestError(
+                ["body", "rollout_count"],
+                f"{len(tasks)} tasks x {request.rollout_count} rollouts is {total} runs; a batch "
+                f"runs at most {MAX_ROLLOUTS}: split it, or pick tasks with task_slugs",
+            )
         return tasks, taskset_id
 
     def _new_runs(

@@ -177,5 +177,10 @@ async def test_a_batch_request_that_cannot_run_says_what_to_fix(api: httpx.Async
     detail = response.json()["detail"][0]
     assert detail["loc"][:3] == ["body", "tasks", 0] and "France" in detail["msg"]
 
+    tasks = [{**CAPITAL_TASKS[0], "slug": f"t{n}"} for n in range(21)]
+    too_many = {"tasks": tasks, "rollout_count": 1000, "script": {"steps": [{}]}}
+    response = await api.post("/v1/batches", json=too_many)
+    assert response.status_code == 422 and "at most 20000" in response.text
+
     response = await api.post("/v1/batches", json={"taskset": "no-such-set"})
     assert response.status_code == 422 and "no-such-set" in response.text
