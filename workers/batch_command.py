@@ -63,7 +63,7 @@ async def _run(args: argparse.Namespace) -> int:
         print(f"batch {batch_id}: {batch['counts']['total']} runs", file=sys.stderr)
         cancel = _cancel_on_interrupt()
         batch = await _follow(http, batch_id, cancel)
-        _print_summary(batch, sys.stdout)
+        print_summary(batch, sys.stdout)
         if args.output is not None:
             count = await _export(http, batch_id, args.output)
             print(f"wrote {count} runs to {args.output}", file=sys.stderr)
@@ -194,7 +194,7 @@ class Progress:
             self._stream.flush()
 
 
-def _print_summary(batch: dict[str, Any], out: TextIO) -> None:
+def print_summary(batch: dict[str, Any], out: TextIO) -> None:
     scores = batch["scores"]
     ks = sorted({int(k) for task in scores["tasks"] for k in task["pass_at_k"]})
     shown_ks = [k for k in ks if k == 1 or k == ks[-1]]

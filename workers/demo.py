@@ -1,10 +1,16 @@
-"""The demo: two keyless scripted runs through the HTTP API, their traces and rewards."""
+"""The demo: two keyless scripted runs through the HTTP API, their traces and rewards, and a
+small batch of rollouts with its score table."""
 
 from __future__ import annotations
 
+import asyncio
+import sys
+import time
 from typing import Any
 
 import httpx
+
+from workers.batch_command import print_summary
 
 DEMO_RUNS: list[dict[str, Any]] = [
     {
@@ -48,8 +54,33 @@ DEMO_RUNS: list[dict[str, Any]] = [
 ]
 
 
+# Three capitals, three rollouts each; the scripted agent knows Paris and, one time in
+# three, Nairobi: pass@1 and pass@3 come out different.
+DEMO_BATCH: dict[str, Any] = {
+    "name": "demo: capitals",
+    "tasks": [
+        {
+            "slug": country.lower(),
+            "scenario": "capital",
+            "args": {"country": country},
+            "env": {"name": "trivia"},
+        }
+        for country in ("France", "Kenya", "Peru")
+    ],
+    "rollout_count": 3,
+    "max_parallel": 5,
+    "rollout_scripts": [
+        {"steps": [{"content": "Paris, I believe."}]},
+        {"steps": [{"content": "Paris, or maybe Nairobi."}]},
+        {"steps": [{"content": "Paris."}]},
+    ],
+}
+BATCH_WAIT_SECONDS = 120
+
+
 async def run_demo(api_url: str) -> bool:
-    """Run the demo episodes and print them; true when every run earned a full reward."""
+    """Run the demo episodes and the demo batch and print them; true when every run earned
+    a full reward and the batch completed."""
     all_rewarded = True
     async with httpx.AsyncClient(base_url=api_url, timeout=120) as http:
         for body in DEMO_RUNS:
@@ -61,7 +92,21 @@ async def run_demo(api_url: str) -> bool:
             run = response.json()
             print_run(run)
             all_rewarded = all_rewarded and run["reward"] == 1.0
-    return all_rewarded
+        batch = await run_batch(http)
+    return all_rewarded and batch["status"] == "completed"
+
+
+async def run_batch(http: httpx.AsyncClient) -> dict[str, Any]:
+    started = await http.post("/v1/batches", json=DEMO_BATCH)
+    started.raise_for_status()
+    batch_id = started.json()["batch_id"]
+    deadline = time.monotonic() + BATCH_WAIT_SECONDS
+    while True:
+        batch: dict[str, Any] = (await http.get(f"/v1/batches/{batch_id}")).json()
+        if batch["status"] in {"completed", "cancelled", "failed"} or time.monotonic() > deadline:
+            print_summary(batch, sys.stdout)
+            return batch
+        await asyncio.sleep(0.2)
 
 
 def print_run(run: dict[str, Any]) -> None:
@@ -81,6 +126,9 @@ def describe_event(event: dict[str, Any]) -> str:
         calls = ", ".join(f"{c['name']}({_args(c['arguments'])})" for c in data["tool_calls"])
         text = data["content"] if not calls else f"calls {calls}"
         return f"{data['role']:<9} {_clip(text)}"
+    if event["type"] == "evaluation":
+        verdict = "success" if data["success"] else "miss"
+        return f"{'evaluator':<9} {data['evaluator']}: score {data['score']:g} ({verdict})"
     if event["type"] == "reward":
         return f"{'reward':<9} {data['reward']} {data['details']}"
     if event["type"] == "status":

@@ -72,13 +72,17 @@ def test_up_runs_the_demo_stops_cleanly_and_keeps_runs(tmp_path: Path) -> None:
     assert f"http://127.0.0.1:{ports['api']}/docs" in output
     assert f"http://127.0.0.1:{ports['ui']}" in output
     assert "reward 1.0" in output and "issue_refund(" in output
+    summary = {line.split()[0]: line.split() for line in output.splitlines() if line.strip()}
+    # France right in 3 rollouts of 3, Kenya in 1, Peru in none: pass@1 4/9, pass@3 2/3.
+    assert summary["kenya"][-2:] == ["0.333", "1.000"]
+    assert summary["all"][-2:] == ["0.444", "0.667"]
     assert not listening(ports["temporal"]) and not listening(ports["api"])
 
     second = start_up(tmp_path, ports)
     try:
         read_until(second, "Ctrl-C stops everything")
         runs = httpx.get(f"http://127.0.0.1:{ports['api']}/v1/runs", timeout=30).json()
-        assert runs["total"] == 2
+        assert runs["total"] == 2 + 9  # the two demo runs and the demo batch's
         assert {run["status"] for run in runs["runs"]} == {"completed"}
     finally:
         assert stop(second) == 0
