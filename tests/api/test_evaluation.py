@@ -6,7 +6,9 @@ import json
 
 import httpx
 
+from tests.activities.providers.test_anthropic_messages import claude
 from tests.harness import answer_step, run_body, run_to_end, tool_step
+from tests.upstream import Reply, Upstream
 
 
 async def test_every_evaluator_is_kept_and_the_reward_combines_them(
@@ -76,3 +78,31 @@ async def test_a_scripted_judge_without_a_script_is_refused(api: httpx.AsyncClie
     response = await api.post("/v1/runs", json=body)
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["body", "evaluation", "judge_script"]
+
+
+async def test_a_provider_judge_reads_the_rubric_and_its_cost_counts(
+    api: httpx.AsyncClient, upstream: Upstream
+) -> None:
+    judge = claude(upstream, api_key="sk-ant-judge-9876")
+    verdict = {"score": 1, "passed": True, "reasoning": "names Nairobi"}
+    upstream.plan(judge["model"], Reply(text=json.dumps(verdict), output_tokens=30))
+    body = run_body(
+        "trivia",
+        "capital",
+        {"country": "Kenya"},
+        answer_step("Nairobi"),
+        evaluation={"rubric": "The answer names the capital.", "judge_model": judge},
+    )
+
+    run = await run_to_end(api, body)
+
+    [request] = upstream.requests[judge["model"]]
+    sent_key = request.headers.get("x-api-key", "") + request.headers.get("authorization", "")
+    assert "sk-ant-judge-9876" in sent_key
+    assert "The answer names the capital." in json.dumps(request.body)
+    assert "Nairobi" in json.dumps(request.body)
+    rubric = next(r for r in run["evaluations"] if r["evaluator"] == "rubric")
+    assert rubric["success"] and rubric["reasoning"] == "names Nairobi"
+    assert run["reward"] == 1.0 and run["success"] is True
+    assert run["usage"]["completion_tokens"] == 30
+    assert "sk-ant-judge-9876" not in json.dumps(run)
