@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -79,7 +80,8 @@ class BatchService:
         with the same batch_id returns the batch instead of starting another."""
         tasks, taskset_id = await self._tasks(request)
         batch_id = request.batch_id or uuid.uuid4().hex
-        new_runs = self._new_runs(request, tasks, taskset_id, batch_id)
+        # Thousands of runs take a while to build: off the event loop that serves the API.
+        new_runs = await asyncio.to_thread(self._new_runs, request, tasks, taskset_id, batch_id)
         identity = identity_hash(request.identity())
         existing = await self._catalog.create_batch(
             NewBatch(
@@ -203,9 +205,17 @@ class BatchService:
         sealed: tuple[str | None, str | None] | None = None
         for index, task in enumerate(tasks):
             task = apply_override(task, request.task_overrides.get(task.slug or ""))
+            # Rollouts of a task differ only by script: each variant is resolved once.
+            variants: dict[int, tuple[RunRequest, ResolvedRun]] = {}
             for rollout in range(request.rollout_count):
-                run_request = task_request(task, **self._run_fields(request, rollout))
-                resolved = _resolve_task(run_request, self._registry, task, index)
+                variant = rollout % len(request.rollout_scripts or [None])
+                if variant not in variants:
+                    run_request = task_request(task, **self._run_fields(request, rollout))
+                    variants[variant] = (
+                        run_request,
+                        _resolve_task(run_request, self._registry, task, index),
+                    )
+                run_request, resolved = variants[variant]
                 if sealed is None:  # the same keys for every run: sealed once
                     sealed = (self._seal(resolved.secrets), self._seal(resolved.callback_secrets))
                 spec = resolved.spec.model_copy(

@@ -7,7 +7,10 @@ real worker process, timed from POST /v1/batches to the batch's completed status
 Bare Temporal: a parent workflow that runs N child workflows, at most P at once, each doing
 three no-op regular activities and one no-op local activity, on an in-process worker.
 
-  python -m bench.batches [--rollouts 200] [--max-parallel 50]
+Then the time the API takes to create (and answer) a batch of the largest size, 20,000
+runs, which is cancelled at once.
+
+  python -m bench.batches [--rollouts 200] [--max-parallel 50] [--largest 20000]
 """
 
 from __future__ import annotations
@@ -91,6 +94,23 @@ async def loopline_batch(api: httpx.AsyncClient, rollouts: int, max_parallel: in
     return elapsed
 
 
+async def create_largest(api: httpx.AsyncClient, runs: int) -> float:
+    tasks = [
+        {"slug": f"t{n}", "scenario": "capital", "args": {"country": "France"},
+         "env": {"name": "trivia"}}
+        for n in range(runs // 1000)
+    ]  # fmt: skip
+    body = {"tasks": tasks, "rollout_count": 1000, "script": {"steps": [answer_step("Paris")]}}
+    started = time.perf_counter()
+    response = await api.post("/v1/batches", json=body)
+    elapsed = time.perf_counter() - started
+    response.raise_for_status()
+    batch_id = response.json()["batch_id"]
+    (await api.post(f"/v1/batches/{batch_id}/cancel")).raise_for_status()
+    await wait_for_batch(api, batch_id, within=600)
+    return elapsed
+
+
 async def bare_batch(client: Client, rollouts: int, max_parallel: int) -> float:
     task_queue = f"bare-{uuid.uuid4().hex[:6]}"
     async with Worker(
@@ -110,7 +130,7 @@ async def bare_batch(client: Client, rollouts: int, max_parallel: int) -> float:
         return time.perf_counter() - started
 
 
-async def main(rollouts: int, max_parallel: int) -> None:
+async def main(rollouts: int, max_parallel: int, largest: int) -> None:
     server = await WorkflowEnvironment.start_local(
         data_converter=pydantic_data_converter,
         search_attributes=SEARCH_ATTRIBUTES,
@@ -128,6 +148,7 @@ async def main(rollouts: int, max_parallel: int) -> None:
                 async with httpx.AsyncClient(base_url=stack.api_url, timeout=60) as api:
                     await loopline_batch(api, 10, 10)  # warm-up
                     loopline = await loopline_batch(api, rollouts, max_parallel)
+                    creation = await create_largest(api, largest)
             finally:
                 stack.stop()
         await bare_batch(server.client, 10, 10)  # warm-up
@@ -138,11 +159,13 @@ async def main(rollouts: int, max_parallel: int) -> None:
     print(f"  Loopline batch (API + worker process): {loopline:.2f} s, {rollouts / loopline:.1f}/s")
     print(f"  bare Temporal, same activities:        {bare:.2f} s, {rollouts / bare:.1f}/s")
     print(f"  Loopline / bare throughput: {bare / loopline:.2f}")
+    print(f"POST /v1/batches of {largest} runs answered in {creation:.2f} s")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rollouts", type=int, default=200)
     parser.add_argument("--max-parallel", type=int, default=50)
+    parser.add_argument("--largest", type=int, default=20_000)
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.rollouts, arguments.max_parallel))
+    asyncio.run(main(arguments.rollouts, arguments.max_parallel, arguments.largest))
