@@ -29,7 +29,7 @@ from loopline.models import (
     TaskView,
     Usage,
 )
-from loopline.store import NewRun, insert_run
+from loopline.store import NewRun, insert_runs
 from loopline.tables import USAGE_COLUMNS, artifacts, batches, runs, tasks, tasksets
 
 
@@ -206,8 +206,7 @@ class Catalog:
                             created_at=utcnow(),
                         )
                     )
-                    for new in new_runs:
-                        insert_run(conn, new)
+                    insert_runs(conn, new_runs)
                 return None
             except IntegrityError:
                 with self._db.reader.connect() as conn:

@@ -60,31 +60,43 @@ class NewRun:
     batch_index: int | None = None
 
 
-def insert_run(conn: Connection, new: NewRun) -> None:
+def insert_runs(conn: Connection, new_runs: list[NewRun]) -> None:
+    """Insert pending runs with their sealed secrets, each table in one executemany."""
+    now = utcnow()
+    conn.execute(runs.insert(), [_run_row(new, now) for new in new_runs])
+    sealed = [
+        {"run_id": new.run_id, "sealed": new.sealed_secrets}
+        for new in new_runs
+        if new.sealed_secrets is not None
+    ]
+    if sealed:
+        conn.execute(run_secrets.insert(), sealed)
+    callbacks = [
+        {"run_id": new.run_id, "sealed": new.sealed_callback}
+        for new in new_runs
+        if new.sealed_callback is not None
+    ]
+    if callbacks:
+        conn.execute(callback_secrets.insert(), callbacks)
+
+
+def _run_row(new: NewRun, now: datetime) -> dict[str, Any]:
     spec = new.spec
-    conn.execute(
-        runs.insert().values(
-            run_id=new.run_id,
-            identity_hash=new.identity_hash,
-            environment=spec.environment,
-            scenario=spec.scenario,
-            model=spec.model,
-            spec=spec.model_dump(mode="json"),
-            status=RunStatus.pending.value,
-            created_at=utcnow(),
-            run_input=new.run_input.model_dump(mode="json") if new.run_input else None,
-            callback=_pending_callback(spec),
-            batch_id=spec.batch_id,
-            batch_index=new.batch_index,
-            task=spec.task,
-        )
-    )
-    if new.sealed_secrets is not None:
-        conn.execute(run_secrets.insert().values(run_id=new.run_id, sealed=new.sealed_secrets))
-    if new.sealed_callback is not None:
-        conn.execute(
-            callback_secrets.insert().values(run_id=new.run_id, sealed=new.sealed_callback)
-        )
+    return {
+        "run_id": new.run_id,
+        "identity_hash": new.identity_hash,
+        "environment": spec.environment,
+        "scenario": spec.scenario,
+        "model": spec.model,
+        "spec": spec.model_dump(mode="json"),
+        "status": RunStatus.pending.value,
+        "created_at": now,
+        "run_input": new.run_input.model_dump(mode="json") if new.run_input else None,
+        "callback": _pending_callback(spec),
+        "batch_id": spec.batch_id,
+        "batch_index": new.batch_index,
+        "task": spec.task,
+    }
 
 
 def _pending_callback(spec: RunSpec) -> dict[str, Any] | None:
@@ -133,7 +145,7 @@ class TraceStore:
     def _create_run(self, new: NewRun) -> str | None:
         try:
             with self._writer.begin() as conn:
-                insert_run(conn, new)
+                insert_runs(conn, [new])
             return None
         except IntegrityError:
             with self._reader.connect() as conn:
