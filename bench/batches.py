@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import sys
 import tempfile
 import time
 import uuid
@@ -169,3 +171,6 @@ if __name__ == "__main__":
     parser.add_argument("--largest", type=int, default=20_000)
     arguments = parser.parse_args()
     asyncio.run(main(arguments.rollouts, arguments.max_parallel, arguments.largest))
+    sys.stdout.flush()
+    # temporalio/sdk-python#300: leave before the interpreter finalises the SDK.
+    os._exit(0)
