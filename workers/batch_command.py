@@ -231,9 +231,8 @@ def print_summary(batch: dict[str, Any], out: TextIO) -> None:
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     print(f"\nbatch {batch['batch_id']}: {batch['status']}", file=out)
     for index, row in enumerate(table):
-        print(
-            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)), file=out
-        )
+        cells = "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        print(cells.rstrip(), file=out)
         if index == 0 or index == len(table) - 2:
             print("  ".join("-" * width for width in widths), file=out)
     usage = batch["usage"]
