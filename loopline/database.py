@@ -15,10 +15,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import create_engine, event
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Engine, make_url
-
-from loopline.tables import metadata
 
 T = TypeVar("T")
 
@@ -54,12 +54,37 @@ class Database:
         )
 
     async def create_schema(self) -> None:
-        await self.call(metadata.create_all, self.writer)
+        """Migrate the schema to the newest revision (see `migrate`)."""
+        await self.call(migrate, self.writer)
 
     async def close(self) -> None:
         self._threads.shutdown(wait=True)
         self.reader.dispose()
         self.writer.dispose()
+
+
+# The revision of the schema that `create_all` made before Loopline had migrations.
+FIRST_REVISION = "0001"
+MIGRATION_LOCK = 7280514
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the database to the newest schema revision, in one transaction.
+
+    API and workers may start together: on PostgreSQL an advisory lock, on SQLite the
+    write lock (BEGIN IMMEDIATE) lets one of them migrate while the others wait and then
+    find nothing to do. A database made before migrations existed is adopted at 0001.
+    """
+    config = Config()
+    config.set_main_option("script_location", "loopline:migrations")
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+        config.attributes["connection"] = conn
+        tables = set(inspect(conn).get_table_names())
+        if "runs" in tables and "alembic_version" not in tables:
+            command.stamp(config, FIRST_REVISION)
+        command.upgrade(config, "head")
 
 
 def _ensure_sqlite_folder(url: str) -> None:

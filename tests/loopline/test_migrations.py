@@ -1,0 +1,83 @@
+"""Migrations build exactly the schema the code uses, adopt databases made before them,
+and tolerate the API and workers starting at once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from sqlalchemy import create_engine, text
+
+from loopline.database import Database, migrate
+from loopline.models import RunSpec
+from loopline.store import open_store
+from loopline.tables import metadata
+from tests.loopline.test_store import scratch_postgres_database
+
+OLD_SPEC = RunSpec(environment="trivia", scenario="capital", args={}, model="scripted", max_steps=5)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    with ExitStack() as stack:
+        if request.param == "sqlite":
+            yield f"sqlite:///{tmp_path / 'trace.db'}"
+        else:
+            yield stack.enter_context(scratch_postgres_database())
+
+
+async def test_the_migrated_schema_is_the_one_the_code_uses(database_url: str) -> None:
+    database = Database(database_url)
+    try:
+        # API and worker starting together both migrate.
+        await asyncio.gather(database.create_schema(), database.create_schema())
+        with database.writer.connect() as conn:
+            differences = compare_metadata(MigrationContext.configure(conn), metadata)
+    finally:
+        await database.close()
+    assert differences == []
+
+
+async def test_a_database_made_before_migrations_is_adopted_and_upgraded(
+    database_url: str,
+) -> None:
+    engine = create_engine(database_url)
+    config = Config()
+    config.set_main_option("script_location", "loopline:migrations")
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0001")
+        # What `create_all` left before migrations: the tables, no version table.
+        conn.execute(text("DROP TABLE alembic_version"))
+        conn.execute(
+            text(
+                "INSERT INTO runs (run_id, identity_hash, environment, scenario, model, spec, "
+                "status, steps, model_calls, prompt_tokens, completion_tokens, "
+                "reasoning_tokens, prompt_cost, output_cost, unpriced_calls, torn_down, "
+                "created_at) VALUES ('old', 'h', 'trivia', 'capital', 'scripted', :spec, "
+                "'completed', 2, 1, 0, 0, 0, 0, 0, 0, TRUE, CURRENT_TIMESTAMP)"
+            ),
+            {"spec": OLD_SPEC.model_dump_json()},
+        )
+    engine.dispose()
+
+    async with open_store(database_url) as store:
+        run = await store.get_run("old")
+        total, listed = await store.list_runs(batch_id=None, limit=10, offset=0)
+
+    assert (run.status, run.steps, run.batch_id, run.evaluations) == ("completed", 2, None, None)
+    assert total == 1 and listed[0].run_id == "old"
+    engine = create_engine(database_url)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
+    engine.dispose()
+    engine = create_engine(database_url)
+    migrate(engine)  # again: nothing to do, no error
+    engine.dispose()
