@@ -15,6 +15,7 @@ from activities.errors import permanent
 from activities.model_step import model_key
 from loopline.environment import Tool, ToolContext, ToolError
 from loopline.models import (
+    MAX_MESSAGE_CHARS,
     EventType,
     EventView,
     Message,
@@ -42,7 +43,7 @@ class ToolActivities(StoreActivities):
         context = ToolContext(run_id=request.run_id, step=request.step, call_id=request.call_id)
         state = environment.load_state(snapshot.state)
         offered = {name: tool for name, tool in environment.tools.items() if spec.offers(name)}
-        content, is_error = await _invoke(offered, call, state, context)
+        content, is_error = _within_limit(call, *await _invoke(offered, call, state, context))
         stop = not is_error and offered[call.name].stop
         outcome = ToolCallResult(is_error=is_error, stop=stop)
         message = Message(
@@ -57,6 +58,18 @@ class ToolActivities(StoreActivities):
             run_fields={"answer": content} if stop else None,
         )
         return ToolCallResult.model_validate(recorded.data["outcome"])
+
+
+def _within_limit(call: ToolCall, content: str, is_error: bool) -> tuple[str, bool]:
+    """A result longer than a message may be goes back to the model as an error it can act
+    on, not into the conversation (where every later step would carry it)."""
+    if len(content) <= MAX_MESSAGE_CHARS:
+        return content, is_error
+    return (
+        f"the result of {call.name} is {len(content):,} characters, over the limit of "
+        f"{MAX_MESSAGE_CHARS:,}: call it so that it returns less",
+        True,
+    )
 
 
 def _find_call(reply: EventView | None, request: ToolCallInput) -> ToolCall:

@@ -11,6 +11,7 @@ from api.errors import InvalidRequestError
 from loopline.environment import Scenario
 from loopline.extras import missing_extra
 from loopline.models import (
+    MAX_ARGS_BYTES,
     CallbackConfig,
     CallbackSpec,
     EvaluationSpec,
@@ -249,6 +250,13 @@ def _api_key(request: RunRequest, config: ModelConfig) -> str | None:
 
 
 def _args(request: RunRequest, scenario: Scenario) -> dict[str, object]:
+    size = len(json.dumps(request.args))
+    if size > MAX_ARGS_BYTES:
+        raise InvalidRequestError(
+            ["body", "args"],
+            f"args are {size:,} bytes of JSON, over the limit of {MAX_ARGS_BYTES:,}: pass "
+            "large inputs as something the scenario fetches (a URL, a path), not as args",
+        )
     try:
         return scenario.validate_args(request.args)
     except ValidationError as error:

@@ -19,7 +19,10 @@ MAX_STEPS_LIMIT = 500
 SCRIPTED_MODEL = "scripted"
 MAX_WAIT_SECONDS = 30 * 24 * 3600
 TOOL_NAME_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+# The longest message: a user message, a client tool's result, a server tool's result.
 MAX_MESSAGE_CHARS = 200_000
+# Scenario args are parameters, not payloads; larger inputs belong in artifacts or URLs.
+MAX_ARGS_BYTES = 1_000_000
 # Artifact names are relative paths whose segments never start with a dot: no "..", no "/x".
 ARTIFACT_NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*){0,9}$"
 TASK_SLUG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
