@@ -51,6 +51,10 @@ from loopline.temporal import initial_search_attributes, ui_link
 from workflows.run import NOT_ACCEPTING, NOT_AWAITING, WRONG_TOOL_CALLS, RunWorkflow
 
 T = TypeVar("T")
+# How long a continue waits for a run the store shows awaiting_input to wait again in its
+# workflow: a dead worker's workflow task times out after 10 s, then a new one replays it.
+CONTINUE_GRACE_SECONDS = 30.0
+CONTINUE_RETRY_SECONDS = 0.5
 
 
 class RunService:
@@ -208,10 +212,21 @@ class RunService:
     async def continue_run(self, run_id: str, request: ContinueRequest) -> RunView:
         """Hand in client tool results; returns once the run has recorded them."""
         view = await self._live_run(run_id)
-        # By name: the SDK types an async update method's result as a coroutine.
-        update = self._handle(view).execute_update("continue", request, result_type=ContinueAck)
-        await self._call(update)
-        return await self.get_run(run_id)
+        deadline = asyncio.get_running_loop().time() + CONTINUE_GRACE_SECONDS
+        while True:
+            # By name: the SDK types an async update method's result as a coroutine.
+            update = self._handle(view).execute_update("continue", request, result_type=ContinueAck)
+            try:
+                await self._call(update)
+                return await self.get_run(run_id)
+            except ConflictError:
+                # A worker that took the run over after a crash replays it before it waits
+                # again; meanwhile the store already said awaiting_input. Give it the time.
+                view = await self._store.get_run(run_id)
+                late = asyncio.get_running_loop().time() > deadline
+                if view.status is not RunStatus.awaiting_input or late:
+                    raise
+            await asyncio.sleep(CONTINUE_RETRY_SECONDS)
 
     # --- what callers attach to a run ----------------------------------------------------------
 
