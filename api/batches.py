@@ -232,7 +232,9 @@ class BatchService:
                         run_id=run_id,
                         identity_hash=batch_id,
                         spec=spec,
-                        run_input=run_input(run_id, spec, run_request, self._history_limit),
+                        run_input=run_input(
+                            run_id, spec, run_request, self._history_limit, self._task_queue
+                        ),
                         sealed_secrets=sealed[0],
                         sealed_callback=sealed[1],
                         batch_index=len(new_runs),

@@ -25,6 +25,7 @@ from loopline.models import (
 )
 from loopline.registry import Registry
 from loopline.secrets import CALLBACK_HEADERS, CALLBACK_SIGNING_SECRET
+from loopline.temporal import model_queue
 
 ANTHROPIC_FAMILY = frozenset({Provider.anthropic, Provider.aws_bedrock, Provider.gcp})
 SCRIPT_EXAMPLE = (
@@ -89,7 +90,9 @@ def resolve(request: RunRequest, registry: Registry) -> ResolvedRun:
     return ResolvedRun(spec=spec, secrets=secrets, callback_secrets=_callback_secrets(request))
 
 
-def run_input(run_id: str, spec: RunSpec, request: RunRequest, history_limit: int) -> RunInput:
+def run_input(
+    run_id: str, spec: RunSpec, request: RunRequest, history_limit: int, task_queue: str
+) -> RunInput:
     """What the run's workflow starts with: names and limits, nothing secret."""
     user_llm = spec.user_llm
     judge = spec.evaluation.judge
@@ -114,6 +117,7 @@ def run_input(run_id: str, spec: RunSpec, request: RunRequest, history_limit: in
         callback_retry_count=spec.callback.retry_count if spec.callback else None,
         batch_id=spec.batch_id,
         taskset_id=spec.taskset_id,
+        model_queue_prefix=model_queue(task_queue, ""),
     )
 
 

@@ -94,7 +94,7 @@ class RunService:
         spec = await self._join_taskset(resolved.spec, request.taskset)
         run_id = request.run_id or uuid.uuid4().hex
         identity = identity_hash(request.identity())
-        run = run_input(run_id, spec, request, self._session_history_limit)
+        run = run_input(run_id, spec, request, self._session_history_limit, self._task_queue)
         existing_identity = await self._store.create_run(
             run_id,
             identity,

@@ -1025,6 +1025,11 @@ class RunInput(BaseModel):
     )
     batch_id: str | None = None
     taskset_id: str | None = None
+    model_queue_prefix: str | None = Field(
+        default=None,
+        description="Provider model calls go to this prefix + provider, a task queue whose "
+        "rate limit holds across runs; unset: the run's own task queue.",
+    )
 
 
 class SessionCarry(BaseModel):

@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from loopline.models import Provider
+
 DEFAULT_ENVIRONMENT_MODULES = ("environments.orders", "environments.trivia")
 
 
@@ -57,6 +59,11 @@ class Settings(BaseSettings):
     )
     s3_region: str | None = None
     max_artifact_bytes: int = Field(default=100 * 1024 * 1024, gt=0)
+    provider_rate_limits: dict[Provider, Annotated[float, Field(gt=0)]] = Field(
+        default_factory=dict,
+        description="Model calls per second per provider, across all runs and workers, as "
+        'JSON: {"openai": 5, "anthropic": 2}. Unset providers are not limited.',
+    )
 
     @field_validator("environment_modules", mode="before")
     @classmethod

@@ -58,6 +58,11 @@ def batch_search_attributes(batch_id: str, taskset_id: str | None) -> TypedSearc
     return TypedSearchAttributes(pairs)
 
 
+def model_queue(task_queue: str, provider: str) -> str:
+    """The task queue of one provider's model calls, where its rate limit applies."""
+    return f"{task_queue}-model-{provider}"
+
+
 def ui_link(ui_url: str | None, namespace: str, workflow_id: str | None) -> str | None:
     """The Temporal UI page of a workflow, when the UI's address is configured."""
     if not ui_url or workflow_id is None:

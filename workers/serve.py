@@ -15,7 +15,7 @@ from loopline.secrets import load_secret_box
 from loopline.settings import Settings
 from loopline.store import open_store
 from loopline.temporal import connect, ensure_search_attributes
-from workers.worker import build_worker, model_caller
+from workers.worker import build_model_workers, build_worker, model_caller
 
 
 class ApiServer(uvicorn.Server):
@@ -47,5 +47,18 @@ async def run_worker_until(settings: Settings, stop: asyncio.Event, client: Clie
     async with open_store(settings.database_url) as store:
         box = load_secret_box(settings)
         caller = model_caller(store, box, settings)
-        async with build_worker(temporal, settings.task_queue, store, registry, caller, box):
+        workers = [
+            build_worker(temporal, settings.task_queue, store, registry, caller, box),
+            *build_model_workers(
+                temporal,
+                settings.task_queue,
+                store,
+                registry,
+                caller,
+                settings.provider_rate_limits,
+            ),
+        ]
+        async with contextlib.AsyncExitStack() as running:
+            for worker in workers:
+                await running.enter_async_context(worker)
             await stop.wait()

@@ -17,11 +17,13 @@ from activities.scenario import ScenarioActivities
 from activities.simulated_user import SimulatedUserActivities
 from activities.tools import ToolActivities
 from loopline.catalog import Catalog
+from loopline.models import Provider
 from loopline.pricing import PriceTable
 from loopline.registry import Registry
 from loopline.secrets import SecretBox
 from loopline.settings import Settings
 from loopline.store import TraceStore
+from loopline.temporal import model_queue
 from workflows.batch import BatchWorkflow
 from workflows.run import RunWorkflow
 
@@ -30,6 +32,32 @@ GRACEFUL_SHUTDOWN = timedelta(seconds=20)
 
 def model_caller(store: TraceStore, box: SecretBox, settings: Settings) -> ModelCaller:
     return ModelCaller(store, box, PriceTable.load(settings.prices_file))
+
+
+def build_model_workers(
+    client: Client,
+    task_queue: str,
+    store: TraceStore,
+    registry: Registry,
+    caller: ModelCaller,
+    rate_limits: dict[Provider, float],
+) -> list[Worker]:
+    """One worker per provider on its model-call task queue. The server holds a queue's
+    rate limit across every worker that polls it, so a limit holds across all runs."""
+    model = ModelActivities(store, registry, caller)
+    user = SimulatedUserActivities(store, registry, caller)
+    evaluation = EvaluationActivities(store, registry, caller)
+    return [
+        Worker(
+            client,
+            task_queue=model_queue(task_queue, provider.value),
+            activities=[model.model_step, user.user_turn, evaluation.judge],
+            max_task_queue_activities_per_second=rate_limits.get(provider),
+            graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+        )
+        for provider in Provider
+        if provider is not Provider.scripted
+    ]
 
 
 def build_worker(

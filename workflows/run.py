@@ -247,7 +247,9 @@ class RunWorkflow:
         if run.judge_model_is_local:
             await _local(EvaluationActivities.judge, ref, summary)
         else:
-            await _model_call(EvaluationActivities.judge, ref, summary)
+            await _model_call(
+                EvaluationActivities.judge, ref, summary, self._model_queue(run.judge_model)
+            )
 
     async def _until_deadline(self, agent: asyncio.Task[StopReason | None]) -> StopReason | None:
         timeout = None
@@ -423,7 +425,9 @@ class RunWorkflow:
         summary = f"step {step} · {run.model}"
         if run.model_is_local:
             return await _local(ModelActivities.model_step, ref, summary)
-        return await _model_call(ModelActivities.model_step, ref, summary)
+        return await _model_call(
+            ModelActivities.model_step, ref, summary, self._model_queue(run.model)
+        )
 
     async def _user_turn(self, step: int) -> UserTurnResult:
         run = self._run
@@ -433,7 +437,8 @@ class RunWorkflow:
         summary = f"user turn {self._user_turns} · {run.user_model}"
         if run.user_model_is_local:
             return await _local(SimulatedUserActivities.user_turn, ref, summary)
-        return await _model_call(SimulatedUserActivities.user_turn, ref, summary)
+        queue = self._model_queue(run.user_model)
+        return await _model_call(SimulatedUserActivities.user_turn, ref, summary, queue)
 
     async def _finish(
         self, status: RunStatus, stop_reason: StopReason, error: str | None
@@ -495,6 +500,13 @@ class RunWorkflow:
         except ActivityError as error:
             workflow.logger.warning("callback not delivered: %s", _describe(error))
 
+    def _model_queue(self, model: str | None) -> str | None:
+        """The task queue of a provider model's calls (see RunInput.model_queue_prefix)."""
+        prefix = self._run.model_queue_prefix
+        if prefix is None or model is None:
+            return None
+        return prefix + model.partition("/")[0]
+
     def _details(self, text: str) -> None:
         self._state.waiting_on = text
         workflow.set_current_details(text)
@@ -553,12 +565,16 @@ async def _local(
 
 
 async def _model_call(
-    method: Callable[[Any, InputT], Awaitable[OutputT]], arg: InputT, summary: str
+    method: Callable[[Any, InputT], Awaitable[OutputT]],
+    arg: InputT,
+    summary: str,
+    task_queue: str | None,
 ) -> OutputT:
     return await _cancellable(
         workflow.execute_activity_method(
             method,
             arg,
+            task_queue=task_queue,
             start_to_close_timeout=MODEL_CALL_TIMEOUT,
             heartbeat_timeout=MODEL_HEARTBEAT_TIMEOUT,
             retry_policy=MODEL_RETRY,
