@@ -1,8 +1,11 @@
-"""A run suspended on a client-side tool survives its worker and its Temporal server."""
+"""A run suspended on a client-side tool survives its worker and its Temporal server; so
+does a batch in the middle of its runs."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +14,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from loopline.temporal import SEARCH_ATTRIBUTES, temporal_binary
+from tests.api.test_batches import CAPITAL_TASKS, batch_runs, wait_for_batch
 from tests.api.test_client_tools import client_tool_body
-from tests.harness import Stack, free_port, wait_for_run
+from tests.harness import Stack, answer_step, free_port, tool_step, wait_for_run
 
 
 async def suspend(api: httpx.AsyncClient) -> dict[str, Any]:
@@ -68,3 +72,39 @@ async def test_suspended_run_resumes_after_temporal_restarts(tmp_path: Path) -> 
     finally:
         stack.stop()
         await server.shutdown()
+
+
+async def test_a_batch_finishes_every_run_across_a_temporal_restart(tmp_path: Path) -> None:
+    port = free_port()
+    database = tmp_path / "temporal.db"
+    server = await _dev_server(database, port)
+    stack = Stack(temporal_address=f"127.0.0.1:{port}", workdir=tmp_path)
+    body = {
+        "tasks": CAPITAL_TASKS,
+        "rollout_count": 4,
+        "max_parallel": 3,
+        "script": {"steps": [tool_step("lookup", 0.3, topic="france"), answer_step("Paris")]},
+    }
+    try:
+        stack.start_worker()
+        await stack.start_api()
+        async with httpx.AsyncClient(base_url=stack.api_url, timeout=60) as api:
+            batch_id = (await api.post("/v1/batches", json=body)).json()["batch_id"]
+            deadline = time.monotonic() + 60
+            while (counts := (await api.get(f"/v1/batches/{batch_id}")).json()["counts"])[
+                "completed"
+            ] < 3:
+                assert time.monotonic() < deadline, counts
+                await asyncio.sleep(0.1)
+            assert counts["completed"] < 12, "the batch ended before the restart"
+            await server.shutdown()
+            server = await _dev_server(database, port)
+            batch = await wait_for_batch(api, batch_id, within=180)
+            runs = await batch_runs(api, batch_id)
+    finally:
+        stack.stop()
+        await server.shutdown()
+    assert batch["status"] == "completed" and batch["counts"]["completed"] == 12
+    for run in runs:
+        assert run["torn_down"] and run["steps"] == 2
+        assert run["reward"] == (1.0 if run["task"] == "France" else 0.0)
