@@ -217,7 +217,10 @@ class BatchService:
                     )
                 run_request, resolved = variants[variant]
                 if sealed is None:  # the same keys for every run: sealed once
-                    sealed = (self._seal(resolved.secrets), self._seal(resolved.callback_secrets))
+                    sealed = (
+                        self._secrets.seal(resolved.secrets),
+                        self._secrets.seal(resolved.callback_secrets),
+                    )
                 spec = resolved.spec.model_copy(
                     update={
                         "batch_id": batch_id,
@@ -258,9 +261,6 @@ class BatchService:
                 judge_model=request.judge_model, judge_script=request.judge_script
             ),
         }
-
-    def _seal(self, secrets: dict[str, str]) -> str | None:
-        return self._secrets.seal(secrets) if secrets else None
 
     async def _start_workflow(
         self, batch_id: str, total: int, request: BatchRequest, taskset_id: str | None

@@ -99,9 +99,9 @@ class RunService:
             run_id,
             identity,
             spec,
-            self._seal(resolved.secrets),
+            self._secrets.seal(resolved.secrets),
             run_input=run,
-            sealed_callback=self._seal(resolved.callback_secrets),
+            sealed_callback=self._secrets.seal(resolved.callback_secrets),
         )
         if existing_identity is not None and existing_identity != identity:
             raise ConflictError(
@@ -123,9 +123,6 @@ class RunService:
             raise InvalidRequestError(["body", "taskset"], str(error)) from error
         job_id = await self._catalog.ensure_job(found.taskset_id)
         return spec.model_copy(update={"taskset_id": found.taskset_id, "batch_id": job_id})
-
-    def _seal(self, secrets: dict[str, str]) -> str | None:
-        return self._secrets.seal(secrets) if secrets else None
 
     async def get_run(
         self, run_id: str, *, include_trajectory: bool = False, include_state: bool = False

@@ -47,9 +47,6 @@ def score(outcomes: list[RolloutOutcome]) -> BatchScores:
     for outcome in outcomes:
         by_task[outcome.task or "-"].append(outcome)
     tasks = [_task_score(task, runs) for task, runs in by_task.items()]
-    rewards = [o.reward for o in outcomes if o.reward is not None]
-    samples = [o for o in outcomes if _is_sample(o)]
-    successes = sum(1 for o in samples if o.success)
     longest = max((t.completed + t.failed for t in tasks), default=0)
     overall: dict[int, float] = {}
     for k in ks_for(longest):
@@ -57,30 +54,39 @@ def score(outcomes: list[RolloutOutcome]) -> BatchScores:
         if values:
             overall[k] = sum(values) / len(values)
     return BatchScores(
-        mean_reward=sum(rewards) / len(rewards) if rewards else None,
-        success_rate=successes / len(samples) if samples else None,
+        mean_reward=_mean_reward(outcomes),
+        success_rate=_success_rate(outcomes),
         pass_at_k=overall,
         tasks=tasks,
     )
 
 
-def _is_sample(outcome: RolloutOutcome) -> bool:
-    return outcome.status in {RunStatus.completed, RunStatus.failed}
+def _samples(outcomes: list[RolloutOutcome]) -> list[RolloutOutcome]:
+    return [o for o in outcomes if o.status in {RunStatus.completed, RunStatus.failed}]
+
+
+def _mean_reward(outcomes: list[RolloutOutcome]) -> float | None:
+    rewards = [o.reward for o in outcomes if o.reward is not None]
+    return sum(rewards) / len(rewards) if rewards else None
+
+
+def _success_rate(outcomes: list[RolloutOutcome]) -> float | None:
+    samples = _samples(outcomes)
+    return sum(1 for o in samples if o.success) / len(samples) if samples else None
 
 
 def _task_score(task: str, runs: list[RolloutOutcome]) -> TaskScore:
     counts = count_statuses(runs)
-    samples = [o for o in runs if _is_sample(o)]
+    samples = _samples(runs)
     n = len(samples)
     c = sum(1 for o in samples if o.success)
-    rewards = [o.reward for o in runs if o.reward is not None]
     return TaskScore(
         task=task,
         rollouts=counts.total,
         completed=counts.completed,
         failed=counts.failed,
         cancelled=counts.cancelled,
-        mean_reward=sum(rewards) / len(rewards) if rewards else None,
-        success_rate=c / n if n else None,
+        mean_reward=_mean_reward(runs),
+        success_rate=_success_rate(runs),
         pass_at_k={k: pass_at_k(n, c, k) for k in ks_for(n)},
     )

@@ -35,7 +35,10 @@ class SecretBox:
         """A key for one other purpose (signing URLs, tokens), unrelated to the sealing key."""
         return hmac.new(self._key, f"loopline:{purpose}".encode(), hashlib.sha256).digest()
 
-    def seal(self, secrets: dict[str, str]) -> str:
+    def seal(self, secrets: dict[str, str]) -> str | None:
+        """The secrets encrypted as one token; None when there are none (nothing to store)."""
+        if not secrets:
+            return None
         return self._fernet.encrypt(json.dumps(secrets).encode()).decode()
 
     def open(self, token: str) -> dict[str, str]:
