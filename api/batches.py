@@ -12,9 +12,9 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from api.errors import ConflictError, InvalidRequestError, UnavailableError
-from api.run_requests import ResolvedRun, resolve, run_input
+from api.run_requests import ResolvedRun, run_input
 from api.service import identity_hash
-from api.task_requests import apply_override, task_request
+from api.task_requests import apply_override, resolve_task, task_request
 from loopline.blobs import BlobStore
 from loopline.catalog import BatchRecord, Catalog, NewBatch, TasksetNotFoundError
 from loopline.models import (
@@ -41,11 +41,6 @@ from loopline.store import NewRun, TraceStore, workflow_id_for
 from loopline.temporal import batch_search_attributes, ui_link
 from workflows.batch import BatchWorkflow
 from workflows.run import RunWorkflow
-
-# Run request fields that come from a task: an error there is the task's to fix.
-TASK_FIELDS = frozenset(
-    {"environment", "scenario", "args", "include_tools", "exclude_tools", "prompt", "evaluation"}
-)
 
 
 def batch_workflow_id(batch_id: str) -> str:
@@ -213,7 +208,7 @@ class BatchService:
                     run_request = task_request(task, **self._run_fields(request, rollout))
                     variants[variant] = (
                         run_request,
-                        _resolve_task(run_request, self._registry, task, index),
+                        resolve_task(run_request, self._registry, task, ["body", "tasks", index]),
                     )
                 run_request, resolved = variants[variant]
                 if sealed is None:  # the same keys for every run: sealed once
@@ -346,17 +341,3 @@ def _selected(tasks: list[TaskDefinition], slugs: list[str] | None) -> list[Task
             f"no task {', '.join(map(repr, unknown))}; tasks: {', '.join(map(str, by_slug))}",
         )
     return [by_slug[slug] for slug in dict.fromkeys(slugs)]
-
-
-def _resolve_task(
-    request: RunRequest, registry: Registry, task: TaskDefinition, index: int
-) -> ResolvedRun:
-    try:
-        return resolve(request, registry)
-    except InvalidRequestError as error:
-        field = error.loc[1] if len(error.loc) > 1 else None
-        if field not in TASK_FIELDS:
-            raise
-        raise InvalidRequestError(
-            ["body", "tasks", index, *error.loc[1:]], f"task {task.slug!r}: {error.message}"
-        ) from error

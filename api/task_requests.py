@@ -7,7 +7,7 @@ import contextlib
 from typing import Any
 
 from api.errors import InvalidRequestError
-from api.run_requests import resolve
+from api.run_requests import ResolvedRun, resolve
 from loopline.models import (
     SCRIPTED_MODEL,
     EvaluationConfig,
@@ -21,9 +21,12 @@ from loopline.models import (
 )
 from loopline.registry import Registry
 
-# Where a run request's fields come from in a task, for error locations.
-TASK_FIELDS = {
+# Where the run request's fields that a task sets come from in the task, for error
+# locations; the run request's other fields are the batch's.
+TASK_FIELDS: dict[str, list[str | int]] = {
     "environment": ["env", "name"],
+    "scenario": ["scenario"],
+    "args": ["args"],
     "include_tools": ["env", "include"],
     "exclude_tools": ["env", "exclude"],
     "evaluation": [],
@@ -75,15 +78,26 @@ def task_request(
     )
 
 
-def check_task(task: TaskDefinition, registry: Registry, loc: list[str | int]) -> None:
-    """Resolve the task as a run would be; say what to fix at the task's own fields."""
-    request = task_request(
-        task.model_copy(update={"rubric": None}), model=SCRIPTED_MODEL, script=PLACEHOLDER_SCRIPT
-    )
+def resolve_task(
+    request: RunRequest, registry: Registry, task: TaskDefinition, loc: list[str | int]
+) -> ResolvedRun:
+    """Resolve a task's run request; what is wrong with the task is said at its own field,
+    under `loc`, naming the task."""
     try:
-        resolve(request, registry)
+        return resolve(request, registry)
     except InvalidRequestError as error:
         inner = error.loc[1:] if error.loc[:1] == ["body"] else error.loc
         field = str(inner[0]) if inner else ""
-        mapped: list[str | int] = [*TASK_FIELDS.get(field, [field]), *inner[1:]]
-        raise InvalidRequestError([*loc, *mapped], error.message) from error
+        if field not in TASK_FIELDS:
+            raise
+        raise InvalidRequestError(
+            [*loc, *TASK_FIELDS[field], *inner[1:]], f"task {task.slug!r}: {error.message}"
+        ) from error
+
+
+def check_task(task: TaskDefinition, registry: Registry, loc: list[str | int]) -> None:
+    """Resolve the task as a run would be, with a stand-in model."""
+    request = task_request(
+        task.model_copy(update={"rubric": None}), model=SCRIPTED_MODEL, script=PLACEHOLDER_SCRIPT
+    )
+    resolve_task(request, registry, task, loc)
