@@ -27,17 +27,14 @@ from pathlib import Path
 
 from temporalio import activity, workflow
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 # The workflows below run in the sandbox, like Loopline's; what the bench itself uses passes.
 with workflow.unsafe.imports_passed_through():
     import httpx
 
-    from loopline.temporal import SEARCH_ATTRIBUTES, temporal_binary
     from tests.api.test_batches import wait_for_batch
-    from tests.harness import Stack, answer_step
+    from tests.harness import Stack, answer_step, dev_server
     from workers.embedded import ONE_PARTITION
 
 STEP = timedelta(seconds=30)
@@ -133,10 +130,7 @@ async def bare_batch(client: Client, rollouts: int, max_parallel: int) -> float:
 
 
 async def main(rollouts: int, max_parallel: int, largest: int) -> None:
-    server = await WorkflowEnvironment.start_local(
-        data_converter=pydantic_data_converter,
-        search_attributes=SEARCH_ATTRIBUTES,
-        dev_server_existing_path=temporal_binary(),
+    server = await dev_server(
         dev_server_extra_args=ONE_PARTITION,
         dev_server_log_level="error",
     )

@@ -24,12 +24,17 @@ from pathlib import Path
 import httpx
 from temporalio.api.history.v1 import History
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 
-from loopline.temporal import SEARCH_ATTRIBUTES, temporal_binary
 from tests.api.test_client_tools import client_tool_body
-from tests.harness import Stack, answer_step, run_body, sse_events, tool_step, wait_for_run
+from tests.harness import (
+    Stack,
+    answer_step,
+    dev_server,
+    run_body,
+    sse_events,
+    tool_step,
+    wait_for_run,
+)
 from workers.embedded import ONE_PARTITION
 
 
@@ -121,10 +126,7 @@ async def suspended_memory(stack: Stack, api: httpx.AsyncClient, count: int) -> 
 
 
 async def main(messages: int, suspended: int) -> None:
-    server = await WorkflowEnvironment.start_local(
-        data_converter=pydantic_data_converter,
-        search_attributes=SEARCH_ATTRIBUTES,
-        dev_server_existing_path=temporal_binary(),
+    server = await dev_server(
         dev_server_extra_args=ONE_PARTITION,
         dev_server_log_level="error",
     )

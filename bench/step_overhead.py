@@ -26,8 +26,6 @@ from cryptography.fernet import Fernet
 from pydantic import BaseModel
 from temporalio.api.history.v1 import History
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 
 from activities.evaluation import EvaluationActivities
 from activities.model_calls import ModelCaller
@@ -56,7 +54,8 @@ from loopline.registry import Registry
 from loopline.secrets import SecretBox
 from loopline.settings import DEFAULT_ENVIRONMENT_MODULES
 from loopline.store import TraceStore, open_store, workflow_id_for
-from loopline.temporal import SEARCH_ATTRIBUTES, initial_search_attributes, temporal_binary
+from loopline.temporal import initial_search_attributes
+from tests.harness import dev_server
 from workers.embedded import ONE_PARTITION
 from workers.worker import build_worker
 from workflows.run import RunWorkflow
@@ -187,10 +186,7 @@ async def main(steps: int, repeats: int) -> None:
         async with open_store(f"sqlite:///{Path(folder) / 'bench.db'}") as store:
             plain = [await plain_loop(registry, script) for _ in range(repeats)]
             stored = [await store_loop(store, registry, script) for _ in range(repeats)]
-            server = await WorkflowEnvironment.start_local(
-                data_converter=pydantic_data_converter,
-                search_attributes=SEARCH_ATTRIBUTES,
-                dev_server_existing_path=temporal_binary(),
+            server = await dev_server(
                 dev_server_extra_args=ONE_PARTITION,
             )
             try:

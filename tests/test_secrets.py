@@ -11,11 +11,8 @@ from typing import Any
 
 import httpx
 import pytest
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 
-from loopline.temporal import SEARCH_ATTRIBUTES, temporal_binary
-from tests.harness import Stack, model_body, run_to_end, wait_for_run
+from tests.harness import Stack, dev_server, model_body, run_to_end, wait_for_run
 from tests.upstream import Failure, Reply, Upstream
 
 PERU = {"country": "Peru"}
@@ -26,10 +23,7 @@ ENV_KEY = "sk-from-the-workers-environment"
 async def file_backed(tmp_path: Path, upstream: Upstream) -> AsyncIterator[tuple[Stack, Path]]:
     """A dev server that keeps its database in a file, and a stack logging at DEBUG."""
     temporal_db = tmp_path / "temporal.db"
-    server = await WorkflowEnvironment.start_local(
-        data_converter=pydantic_data_converter,
-        search_attributes=SEARCH_ATTRIBUTES,
-        dev_server_existing_path=temporal_binary(),
+    server = await dev_server(
         dev_server_database_filename=str(temporal_db),
     )
     address = server.client.service_client.config.target_host

@@ -10,13 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from loopline.temporal import SEARCH_ATTRIBUTES, temporal_binary
 from tests.api.test_batches import CAPITAL_TASKS, batch_runs, wait_for_batch
 from tests.api.test_client_tools import client_tool_body
-from tests.harness import Stack, answer_step, free_port, tool_step, wait_for_run
+from tests.harness import Stack, answer_step, dev_server, free_port, tool_step, wait_for_run
 
 
 async def suspend(api: httpx.AsyncClient) -> dict[str, Any]:
@@ -45,11 +43,8 @@ async def test_suspended_run_resumes_on_a_new_worker(private_stack: Stack) -> No
 
 
 async def _dev_server(database: Path, port: int) -> WorkflowEnvironment:
-    return await WorkflowEnvironment.start_local(
-        data_converter=pydantic_data_converter,
+    return await dev_server(
         port=port,
-        search_attributes=SEARCH_ATTRIBUTES,
-        dev_server_existing_path=temporal_binary(),
         dev_server_database_filename=str(database),
         dev_server_log_level="error",
     )

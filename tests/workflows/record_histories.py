@@ -21,14 +21,11 @@ from typing import Any
 
 import httpx
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 
 from api.batches import batch_workflow_id
-from loopline.temporal import SEARCH_ATTRIBUTES, temporal_binary
 from tests.api.test_batches import CAPITAL_TASKS, wait_for_batch
 from tests.api.test_client_tools import client_tool_body
-from tests.harness import Stack, answer_step, run_body, tool_step, wait_for_run
+from tests.harness import Stack, answer_step, dev_server, run_body, tool_step, wait_for_run
 from workers.demo import DEMO_RUNS
 from workers.embedded import ONE_PARTITION
 
@@ -129,10 +126,7 @@ async def save(client: Client, name: str, workflow_id: str) -> None:
 
 
 async def main() -> None:
-    server = await WorkflowEnvironment.start_local(
-        data_converter=pydantic_data_converter,
-        search_attributes=SEARCH_ATTRIBUTES,
-        dev_server_existing_path=temporal_binary(),
+    server = await dev_server(
         dev_server_extra_args=ONE_PARTITION,
         dev_server_log_level="error",
     )
