@@ -1,13 +1,16 @@
-"""Who may do what: connection tokens scoped to one run, and expiring signed artifact URLs.
+"""Who may do what: API keys with scopes and a project, connection tokens scoped to one
+run, and expiring signed artifact URLs.
 
-Until API keys exist every caller has full access; a request that carries a connection
-token is limited to the one run the token names, and to its events and commands.
+Every route names the scope it needs. A key sees only its own project: another project's
+run, batch or taskset is answered exactly as one that does not exist (404). A connection
+token reaches one run's events and commands, and nothing else.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
@@ -15,8 +18,11 @@ from typing import Annotated
 import jwt
 from fastapi import Depends, HTTPException, Request, status
 
-from loopline.models import ConnectionToken
+from loopline.catalog import BatchNotFoundError, Catalog
+from loopline.keys import KeyStore, is_api_key
+from loopline.models import ConnectionToken, Scope
 from loopline.secrets import SecretBox
+from loopline.store import RunNotFoundError, TraceStore
 
 TOKEN_LIFETIME = timedelta(hours=24)
 TOKEN_GRANTS = ["run:events", "run:commands"]
@@ -81,15 +87,70 @@ class Signer:
             )
 
 
+@dataclass(frozen=True)
+class Caller:
+    """Who is asking: a key's project and scopes, or a connection token's one run."""
+
+    project: str | None
+    scopes: frozenset[Scope]
+    key_id: str | None = None
+    token_run: str | None = None
+
+    def may(self, scope: Scope) -> bool:
+        return Scope.admin in self.scopes or scope in self.scopes
+
+
+@dataclass(frozen=True)
+class Gate:
+    """What the access checks look up: keys, and which project owns a run or batch."""
+
+    keys: KeyStore
+    store: TraceStore
+    catalog: Catalog
+    signer: Signer
+
+    async def caller(self, request: Request, *, token_allowed: bool) -> Caller:
+        credential = _bearer(request)
+        if credential is None:
+            raise _unauthorized(
+                "send an API key: 'Authorization: Bearer ll_...' "
+                "(create one with `loopline keys create`)"
+            )
+        if not is_api_key(credential):
+            if not token_allowed:
+                raise HTTPException(
+                    status.HTTP_403_FORBIDDEN,
+                    "a connection token grants one run's events and commands only",
+                )
+            run_id = self.signer.run_of_token(credential)
+            return Caller(project=None, scopes=frozenset(TOKEN_SCOPES), token_run=run_id)
+        key = await self.keys.authenticate(credential)
+        if key is None:
+            raise _unauthorized("the API key is not valid, or it was revoked")
+        return Caller(project=key.project, scopes=frozenset(key.scopes), key_id=key.key_id)
+
+
+# A connection token lets its holder watch the run and talk to it.
+TOKEN_SCOPES = (Scope.task_read, Scope.task_write)
+
+
 def _unauthorized(message: str) -> HTTPException:
     return HTTPException(
         status.HTTP_401_UNAUTHORIZED, message, headers={"WWW-Authenticate": "Bearer"}
     )
 
 
+def _forbidden(scope: Scope) -> HTTPException:
+    return HTTPException(status.HTTP_403_FORBIDDEN, f"this API key lacks the {scope.value!r} scope")
+
+
+def get_gate(request: Request) -> Gate:
+    gate: Gate = request.app.state.gate
+    return gate
+
+
 def get_signer(request: Request) -> Signer:
-    signer: Signer = request.app.state.signer
-    return signer
+    return get_gate(request).signer
 
 
 def _bearer(request: Request) -> str | None:
@@ -97,28 +158,65 @@ def _bearer(request: Request) -> str | None:
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value:
         return value.strip()
-    # Browsers' EventSource cannot set headers; the stream takes the token as a parameter.
+    # Browsers' EventSource cannot set headers; the stream takes the credential as a parameter.
     return request.query_params.get("token")
 
 
-def full_access(request: Request) -> None:
-    """For everything but one run's events and commands: no connection token accepted."""
-    if _bearer(request) is not None:
-        raise HTTPException(
-            status.HTTP_403_FORBIDDEN,
-            "a connection token grants one run's events and commands only",
-        )
+def _project_scoped(scope: Scope) -> Callable[[Request], Awaitable[str]]:
+    async def check(request: Request) -> str:
+        caller = await get_gate(request).caller(request, token_allowed=False)
+        if not caller.may(scope) or caller.project is None:
+            raise _forbidden(scope)
+        return caller.project
+
+    return check
 
 
-def run_access(run_id: str, request: Request) -> None:
-    """For a run's events and commands: full access, or a connection token for this run."""
-    token = _bearer(request)
-    if token is None:
-        return
-    if get_signer(request).run_of_token(token) != run_id:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "the connection token is for another run")
+def _run_scoped(
+    scope: Scope, *, token_allowed: bool
+) -> Callable[[str, Request], Awaitable[Caller]]:
+    async def check(run_id: str, request: Request) -> Caller:
+        gate = get_gate(request)
+        caller = await gate.caller(request, token_allowed=token_allowed)
+        if caller.token_run is not None:
+            if caller.token_run != run_id:
+                raise HTTPException(
+                    status.HTTP_403_FORBIDDEN, "the connection token is for another run"
+                )
+            return caller
+        if not caller.may(scope):
+            raise _forbidden(scope)
+        if await gate.store.run_project(run_id) != caller.project:
+            raise RunNotFoundError(f"no run {run_id!r}")
+        return caller
+
+    return check
 
 
-FullAccess = Depends(full_access)
-RunAccess = Depends(run_access)
+def _batch_scoped(scope: Scope) -> Callable[[str, Request], Awaitable[Caller]]:
+    async def check(batch_id: str, request: Request) -> Caller:
+        gate = get_gate(request)
+        caller = await gate.caller(request, token_allowed=False)
+        if not caller.may(scope):
+            raise _forbidden(scope)
+        if await gate.catalog.batch_project(batch_id) != caller.project:
+            raise BatchNotFoundError(f"no batch {batch_id!r}")
+        return caller
+
+    return check
+
+
+ReadAccess = Depends(_project_scoped(Scope.task_read))
+# The project of a key with the scope, for routes that list or create.
+ReadProject = Annotated[str, ReadAccess]
+WriteProject = Annotated[str, Depends(_project_scoped(Scope.task_write))]
+AdminProject = Annotated[str, Depends(_project_scoped(Scope.admin))]
+# Checks of routes under one run or batch of the caller's project.
+RunRead = Depends(_run_scoped(Scope.task_read, token_allowed=False))
+RunWrite = Depends(_run_scoped(Scope.task_write, token_allowed=False))
+# A run's events and commands also take that run's connection token.
+RunOrTokenRead = Depends(_run_scoped(Scope.task_read, token_allowed=True))
+RunOrTokenWrite = Depends(_run_scoped(Scope.task_write, token_allowed=True))
+BatchRead = Depends(_batch_scoped(Scope.task_read))
+BatchWrite = Depends(_batch_scoped(Scope.task_write))
 SignerDep = Annotated[Signer, Depends(get_signer)]

@@ -8,16 +8,17 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from temporalio.client import Client
 
-from api.access import FullAccess, Signer
+from api.access import Gate, ReadAccess, Signer
 from api.artifacts import ArtifactService
 from api.batches import BatchService
 from api.errors import install_error_handlers
 from api.live import LiveEvents
-from api.routes import artifacts, batches, commands, environments, runs, tasksets
+from api.routes import artifacts, batches, commands, environments, keys, runs, tasksets
 from api.service import RunService
 from api.tasksets import TasksetService
 from loopline.blobs import open_blob_store
 from loopline.catalog import Catalog
+from loopline.keys import KeyStore
 from loopline.registry import Registry
 from loopline.secrets import load_secret_box
 from loopline.settings import Settings
@@ -50,7 +51,7 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
             app.state.live_events = LiveEvents(
                 store, temporal, settings.event_poll_seconds, settings.sse_keepalive_seconds
             )
-            app.state.signer = signer
+            app.state.gate = Gate(KeyStore(store.db), store, catalog, signer)
             app.state.artifacts = ArtifactService(store, blobs, signer, settings.max_artifact_bytes)
             app.state.tasksets = TasksetService(catalog, registry)
             app.state.batches = BatchService(
@@ -76,9 +77,10 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
     app.include_router(runs.router)
     app.include_router(commands.router)
     app.include_router(artifacts.router)
-    app.include_router(tasksets.router, dependencies=[FullAccess])
-    app.include_router(batches.router, dependencies=[FullAccess])
-    app.include_router(environments.router, dependencies=[FullAccess])
+    app.include_router(tasksets.router)
+    app.include_router(batches.router)
+    app.include_router(environments.router, dependencies=[ReadAccess])
+    app.include_router(keys.router)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

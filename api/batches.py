@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from temporalio.client import Client
@@ -47,6 +48,15 @@ def batch_workflow_id(batch_id: str) -> str:
     return f"batch-{batch_id}"
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where a batch's runs belong."""
+
+    project: str
+    taskset_id: str | None
+    batch_id: str
+
+
 class BatchService:
     def __init__(
         self,
@@ -70,14 +80,16 @@ class BatchService:
         self._temporal_ui_url = temporal_ui_url
         self._history_limit = history_limit
 
-    async def start_batch(self, request: BatchRequest) -> tuple[BatchView, bool]:
+    async def start_batch(self, request: BatchRequest, project: str) -> tuple[BatchView, bool]:
         """Create the batch and all its runs, then start its workflow; repeating a request
-        with the same batch_id returns the batch instead of starting another."""
-        tasks, taskset_id = await self._tasks(request)
+        with the same batch_id (in the same project) returns the batch instead."""
+        tasks, taskset_id = await self._tasks(request, project)
         batch_id = request.batch_id or uuid.uuid4().hex
         # Thousands of runs take a while to build: off the event loop that serves the API.
-        new_runs = await asyncio.to_thread(self._new_runs, request, tasks, taskset_id, batch_id)
-        identity = identity_hash(request.identity())
+        new_runs = await asyncio.to_thread(
+            self._new_runs, request, tasks, Placement(project, taskset_id, batch_id)
+        )
+        identity = identity_hash({**request.identity(), "project": project})
         existing = await self._catalog.create_batch(
             NewBatch(
                 batch_id=batch_id,
@@ -89,6 +101,7 @@ class BatchService:
                 max_parallel=request.max_parallel,
                 total=len(new_runs),
                 metadata=request.metadata,
+                project=project,
             ),
             new_runs,
         )
@@ -106,6 +119,7 @@ class BatchService:
     async def list_batches(
         self,
         *,
+        project: str,
         status: BatchStatus | None,
         kind: BatchKind | None,
         taskset: str | None,
@@ -113,9 +127,14 @@ class BatchService:
         limit: int,
         offset: int,
     ) -> BatchPage:
-        taskset_id = (await self._catalog.taskset(taskset)).taskset_id if taskset else None
+        found = await self._catalog.taskset(taskset, project) if taskset else None
         total, records = await self._catalog.list_batches(
-            status=status, kind=kind, taskset_id=taskset_id, limit=limit, offset=offset
+            project=project,
+            status=status,
+            kind=kind,
+            taskset_id=found.taskset_id if found else None,
+            limit=limit,
+            offset=offset,
         )
         views = [await self._view(record, include_runs) for record in records]
         return BatchPage(total=total, limit=limit, offset=offset, batches=views)
@@ -156,7 +175,9 @@ class BatchService:
 
     # --- helpers -------------------------------------------------------------------------------
 
-    async def _tasks(self, request: BatchRequest) -> tuple[list[TaskDefinition], str | None]:
+    async def _tasks(
+        self, request: BatchRequest, project: str
+    ) -> tuple[list[TaskDefinition], str | None]:
         if (request.taskset is None) == (request.tasks is None):
             raise InvalidRequestError(
                 ["body", "taskset"], "give either taskset (an id or name) or tasks, not both"
@@ -166,7 +187,7 @@ class BatchService:
             taskset_id = None
         else:
             try:
-                taskset = await self._catalog.taskset(request.taskset or "")
+                taskset = await self._catalog.taskset(request.taskset or "", project)
             except TasksetNotFoundError as error:
                 raise InvalidRequestError(["body", "taskset"], str(error)) from error
             tasks = [view.task for view in await self._catalog.tasks(taskset.taskset_id)]
@@ -193,8 +214,7 @@ class BatchService:
         self,
         request: BatchRequest,
         tasks: list[TaskDefinition],
-        taskset_id: str | None,
-        batch_id: str,
+        placement: Placement,
     ) -> list[NewRun]:
         new_runs: list[NewRun] = []
         sealed: tuple[str | None, str | None] | None = None
@@ -218,8 +238,9 @@ class BatchService:
                     )
                 spec = resolved.spec.model_copy(
                     update={
-                        "batch_id": batch_id,
-                        "taskset_id": taskset_id,
+                        "project": placement.project,
+                        "batch_id": placement.batch_id,
+                        "taskset_id": placement.taskset_id,
                         "task": task.slug,
                         "rollout": rollout,
                     }
@@ -228,7 +249,7 @@ class BatchService:
                 new_runs.append(
                     NewRun(
                         run_id=run_id,
-                        identity_hash=batch_id,
+                        identity_hash=placement.batch_id,
                         spec=spec,
                         run_input=run_input(
                             run_id, spec, run_request, self._history_limit, self._task_queue

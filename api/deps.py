@@ -6,11 +6,18 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from api.access import Gate
 from api.artifacts import ArtifactService
 from api.batches import BatchService
 from api.live import LiveEvents
 from api.service import RunService
 from api.tasksets import TasksetService
+from loopline.keys import KeyStore
+
+
+def get_keys(request: Request) -> KeyStore:
+    gate: Gate = request.app.state.gate
+    return gate.keys
 
 
 def get_service(request: Request) -> RunService:
@@ -43,3 +50,4 @@ Batches = Annotated[BatchService, Depends(get_batches)]
 Tasksets = Annotated[TasksetService, Depends(get_tasksets)]
 Live = Annotated[LiveEvents, Depends(get_live_events)]
 Artifacts = Annotated[ArtifactService, Depends(get_artifacts)]
+Keys = Annotated[KeyStore, Depends(get_keys)]

@@ -88,12 +88,14 @@ class RunService:
 
     # --- runs ----------------------------------------------------------------------------------
 
-    async def start_run(self, request: RunRequest) -> tuple[RunView, bool]:
-        """Start a run, or return the one already started with this run id and body."""
+    async def start_run(self, request: RunRequest, project: str) -> tuple[RunView, bool]:
+        """Start a run, or return the one already started with this run id and body (in the
+        same project: another project's run id is a conflict, never an answer)."""
         resolved = resolve(request, self._registry)
-        spec = await self._join_taskset(resolved.spec, request.taskset)
+        spec = resolved.spec.model_copy(update={"project": project})
+        spec = await self._join_taskset(spec, request.taskset)
         run_id = request.run_id or uuid.uuid4().hex
-        identity = identity_hash(request.identity())
+        identity = identity_hash({**request.identity(), "project": project})
         run = run_input(run_id, spec, request, self._session_history_limit, self._task_queue)
         existing_identity = await self._store.create_run(
             run_id,
@@ -118,10 +120,10 @@ class RunService:
         if taskset is None:
             return spec
         try:
-            found = await self._catalog.taskset(taskset)
+            found = await self._catalog.taskset(taskset, spec.project)
         except TasksetNotFoundError as error:
             raise InvalidRequestError(["body", "taskset"], str(error)) from error
-        job_id = await self._catalog.ensure_job(found.taskset_id)
+        job_id = await self._catalog.ensure_job(found.taskset_id, spec.project)
         return spec.model_copy(update={"taskset_id": found.taskset_id, "batch_id": job_id})
 
     async def get_run(
@@ -140,6 +142,7 @@ class RunService:
     async def list_runs(
         self,
         *,
+        project: str,
         environment: str | None,
         scenario: str | None,
         status: RunStatus | None,
@@ -148,6 +151,7 @@ class RunService:
         offset: int,
     ) -> RunPage:
         total, views = await self._store.list_runs(
+            project=project,
             environment=environment,
             scenario=scenario,
             status=status,

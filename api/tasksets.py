@@ -14,7 +14,7 @@ class TasksetService:
         self._catalog = catalog
         self._registry = registry
 
-    async def upload(self, upload: TasksetUpload) -> TasksetUploadResult:
+    async def upload(self, upload: TasksetUpload, project: str) -> TasksetUploadResult:
         """Create the taskset if needed; update tasks whose slug exists, add the others."""
         seen: dict[str, int] = {}
         for index, task in enumerate(upload.tasks):
@@ -28,13 +28,13 @@ class TasksetService:
             if task.slug is not None:
                 seen[task.slug] = index
             check_task(task, self._registry, loc)
-        return await self._catalog.upload_tasks(upload)
+        return await self._catalog.upload_tasks(upload, project)
 
-    async def get(self, ref: str) -> TasksetView:
-        return await self._catalog.taskset(ref, with_tasks=True)
+    async def get(self, ref: str, project: str) -> TasksetView:
+        return await self._catalog.taskset(ref, project, with_tasks=True)
 
-    async def list(self, limit: int, offset: int) -> TasksetPage:
-        return await self._catalog.list_tasksets(limit, offset)
+    async def list(self, project: str, limit: int, offset: int) -> TasksetPage:
+        return await self._catalog.list_tasksets(project, limit, offset)
 
-    async def delete(self, ref: str) -> TasksetView:
-        return await self._catalog.delete_taskset(ref)
+    async def delete(self, ref: str, project: str) -> TasksetView:
+        return await self._catalog.delete_taskset(ref, project)

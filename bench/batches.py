@@ -141,7 +141,7 @@ async def main(rollouts: int, max_parallel: int, largest: int) -> None:
             stack.start_worker()
             await stack.start_api()
             try:
-                async with httpx.AsyncClient(base_url=stack.api_url, timeout=60) as api:
+                async with stack.client(timeout=60) as api:
                     await loopline_batch(api, 10, 10)  # warm-up
                     loopline = await loopline_batch(api, rollouts, max_parallel)
                     creation = await create_largest(api, largest)

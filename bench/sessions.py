@@ -142,7 +142,7 @@ async def main(messages: int, suspended: int) -> None:
                 stack.start_worker()
                 await stack.start_api()
                 try:
-                    async with httpx.AsyncClient(base_url=stack.api_url, timeout=60) as api:
+                    async with stack.client(timeout=60) as api:
                         if limit == 10_000:
                             await report_latency_and_memory(stack, api, suspended)
                         chain = await session_history(api, server.client, messages)

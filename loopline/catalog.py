@@ -52,6 +52,7 @@ class NewBatch:
     max_parallel: int
     total: int
     metadata: dict[str, Any]
+    project: str
 
 
 @dataclass(frozen=True)
@@ -97,14 +98,16 @@ class Catalog:
 
     # --- tasksets ------------------------------------------------------------------------------
 
-    async def upload_tasks(self, upload: TasksetUpload) -> TasksetUploadResult:
-        return await self._db.call(self._upload_tasks, upload)
+    async def upload_tasks(self, upload: TasksetUpload, project: str) -> TasksetUploadResult:
+        return await self._db.call(self._upload_tasks, upload, project)
 
-    def _upload_tasks(self, upload: TasksetUpload) -> TasksetUploadResult:
+    def _upload_tasks(self, upload: TasksetUpload, project: str) -> TasksetUploadResult:
         now = utcnow()
         with self._db.writer.begin() as conn:
             row = conn.execute(
-                select(tasksets).where(tasksets.c.name == upload.name).with_for_update()
+                select(tasksets)
+                .where(tasksets.c.project == project, tasksets.c.name == upload.name)
+                .with_for_update()
             ).first()
             if row is None:
                 taskset_id = uuid.uuid4().hex
@@ -112,6 +115,7 @@ class Catalog:
                 conn.execute(
                     tasksets.insert().values(
                         taskset_id=taskset_id,
+                        project=project,
                         name=upload.name,
                         description=upload.description,
                         version=0,
@@ -134,12 +138,12 @@ class Catalog:
             update={"taskset_id": taskset_id, "name": upload.name, "version": new_version}
         )
 
-    async def taskset(self, ref: str, *, with_tasks: bool = False) -> TasksetView:
-        """A taskset by id or name."""
+    async def taskset(self, ref: str, project: str, *, with_tasks: bool = False) -> TasksetView:
+        """A taskset of the project, by id or name."""
 
         def work() -> TasksetView:
             with self._db.reader.connect() as conn:
-                row = _taskset_row(conn, ref)
+                row = _taskset_row(conn, ref, project)
                 count = _task_count(conn, row["taskset_id"])
                 found = _tasks_of(conn, row["taskset_id"]) if with_tasks else None
             return _taskset_view(row, count, found)
@@ -153,12 +157,14 @@ class Catalog:
 
         return await self._db.call(work)
 
-    async def list_tasksets(self, limit: int, offset: int) -> TasksetPage:
+    async def list_tasksets(self, project: str, limit: int, offset: int) -> TasksetPage:
+        query = select(tasksets).where(tasksets.c.project == project)
+
         def work() -> TasksetPage:
             with self._db.reader.connect() as conn:
-                total = conn.scalar(select(func.count()).select_from(tasksets)) or 0
+                total = conn.scalar(select(func.count()).select_from(query.subquery())) or 0
                 rows = conn.execute(
-                    select(tasksets).order_by(tasksets.c.name).limit(limit).offset(offset)
+                    query.order_by(tasksets.c.name).limit(limit).offset(offset)
                 ).all()
                 views = [
                     _taskset_view(row._mapping, _task_count(conn, row.taskset_id), None)
@@ -168,12 +174,12 @@ class Catalog:
 
         return await self._db.call(work)
 
-    async def delete_taskset(self, ref: str) -> TasksetView:
+    async def delete_taskset(self, ref: str, project: str) -> TasksetView:
         """Delete a taskset and its tasks; runs and batches that used it stay."""
 
         def work() -> TasksetView:
             with self._db.writer.begin() as conn:
-                row = _taskset_row(conn, ref)
+                row = _taskset_row(conn, ref, project)
                 view = _taskset_view(row, _task_count(conn, row["taskset_id"]), None)
                 conn.execute(delete(tasks).where(tasks.c.taskset_id == row["taskset_id"]))
                 conn.execute(delete(tasksets).where(tasksets.c.taskset_id == row["taskset_id"]))
@@ -192,6 +198,7 @@ class Catalog:
                     conn.execute(
                         batches.insert().values(
                             batch_id=batch.batch_id,
+                            project=batch.project,
                             kind=BatchKind.batch.value,
                             identity_hash=batch.identity_hash,
                             name=batch.name,
@@ -219,7 +226,7 @@ class Catalog:
 
         return await self._db.call(work)
 
-    async def ensure_job(self, taskset_id: str) -> str:
+    async def ensure_job(self, taskset_id: str, project: str) -> str:
         """The standing batch that a taskset's one-off runs join; created on first use."""
         job_id = job_id_for(taskset_id)
 
@@ -230,6 +237,7 @@ class Catalog:
                     conn.execute(
                         batches.insert().values(
                             batch_id=job_id,
+                            project=project,
                             kind=BatchKind.job.value,
                             status=BatchStatus.open.value,
                             taskset_id=taskset_id,
@@ -254,16 +262,28 @@ class Catalog:
 
         return await self._db.call(work)
 
+    async def batch_project(self, batch_id: str) -> str:
+        def work() -> str:
+            with self._db.reader.connect() as conn:
+                query = select(batches.c.project).where(batches.c.batch_id == batch_id)
+                project = conn.scalar(query)
+            if project is None:
+                raise BatchNotFoundError(f"no batch {batch_id!r}")
+            return str(project)
+
+        return await self._db.call(work)
+
     async def list_batches(
         self,
         *,
+        project: str,
         status: BatchStatus | None,
         kind: BatchKind | None,
         taskset_id: str | None,
         limit: int,
         offset: int,
     ) -> tuple[int, list[BatchRecord]]:
-        conditions = []
+        conditions = [batches.c.project == project]
         if status is not None:
             conditions.append(batches.c.status == status.value)
         if kind is not None:
@@ -425,9 +445,12 @@ def _upsert_tasks(
     return result
 
 
-def _taskset_row(conn: Connection, ref: str) -> RowMapping:
+def _taskset_row(conn: Connection, ref: str, project: str) -> RowMapping:
     row = conn.execute(
-        select(tasksets).where(or_(tasksets.c.taskset_id == ref, tasksets.c.name == ref))
+        select(tasksets).where(
+            tasksets.c.project == project,
+            or_(tasksets.c.taskset_id == ref, tasksets.c.name == ref),
+        )
     ).first()
     if row is None:
         raise TasksetNotFoundError(f"no taskset with id or name {ref!r}")

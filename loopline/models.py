@@ -28,6 +28,9 @@ ARTIFACT_NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.
 TASK_SLUG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
 TASKSET_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 _.:/-]{0,127}$"
 MAX_ROLLOUTS = 20_000
+# Rows from before projects existed, and everything of a single-team deployment.
+DEFAULT_PROJECT = "default"
+PROJECT_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 
 
 class RunStatus(StrEnum):
@@ -396,6 +399,7 @@ class RunSpec(BaseModel):
     rollout: int | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     tags: list[str] = Field(default_factory=list)
+    project: str = DEFAULT_PROJECT
 
     def offers(self, tool: str) -> bool:
         """Whether the model is shown (and may run) this environment tool."""
@@ -414,6 +418,7 @@ class EventView(BaseModel):
 class RunView(BaseModel):
     run_id: str
     workflow_id: str
+    project: str = DEFAULT_PROJECT
     status: RunStatus
     environment: str
     scenario: str
@@ -598,6 +603,36 @@ class ConnectionToken(BaseModel):
     run_id: str
     expires_at: datetime
     grants: list[str]
+
+
+class Scope(StrEnum):
+    """What an API key may do; `admin` may do everything, including manage its project's keys."""
+
+    task_read = "task:read"
+    task_write = "task:write"
+    admin = "admin"
+
+
+class ApiKeyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200, description="Who or what uses the key.")
+    scopes: list[Scope] = Field(
+        default=[Scope.task_read, Scope.task_write], min_length=1, max_length=3
+    )
+
+
+class ApiKeyView(BaseModel):
+    key_id: str
+    name: str
+    project: str
+    scopes: list[Scope]
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+class NewApiKey(ApiKeyView):
+    key: str = Field(description="The secret; shown this once, stored only as a hash.")
 
 
 class ToolInfo(BaseModel):

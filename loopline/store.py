@@ -96,6 +96,7 @@ def _run_row(new: NewRun, now: datetime) -> dict[str, Any]:
         "batch_id": spec.batch_id,
         "batch_index": new.batch_index,
         "task": spec.task,
+        "project": spec.project,
     }
 
 
@@ -235,9 +236,20 @@ class TraceStore:
 
         return await self._call(work)
 
+    async def run_project(self, run_id: str) -> str:
+        def work() -> str:
+            with self._reader.connect() as conn:
+                project = conn.scalar(select(runs.c.project).where(runs.c.run_id == run_id))
+            if project is None:
+                raise RunNotFoundError(f"no run {run_id!r}")
+            return str(project)
+
+        return await self._call(work)
+
     async def list_runs(
         self,
         *,
+        project: str | None = None,
         environment: str | None = None,
         scenario: str | None = None,
         status: RunStatus | None = None,
@@ -246,6 +258,8 @@ class TraceStore:
         offset: int,
     ) -> tuple[int, list[RunView]]:
         conditions = []
+        if project:
+            conditions.append(runs.c.project == project)
         if batch_id:
             conditions.append(runs.c.batch_id == batch_id)
         if environment:
@@ -531,6 +545,7 @@ def _run_view(row: Any) -> RunView:
     return RunView(
         run_id=row["run_id"],
         workflow_id=workflow_id_for(row["run_id"]),
+        project=row["project"],
         status=RunStatus(row["status"]),
         environment=row["environment"],
         scenario=row["scenario"],

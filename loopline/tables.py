@@ -17,6 +17,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from loopline.models import DEFAULT_PROJECT
+
 metadata = MetaData()
 
 # The runs columns that add up to a Usage.
@@ -71,6 +73,7 @@ runs = Table(
     Column("batch_id", String(64), index=True),
     Column("batch_index", Integer),
     Column("task", String(128)),
+    Column("project", String(64), nullable=False, server_default=DEFAULT_PROJECT, index=True),
 )
 
 events = Table(
@@ -125,11 +128,13 @@ tasksets = Table(
     "tasksets",
     metadata,
     Column("taskset_id", String(64), primary_key=True),
-    Column("name", String(128), nullable=False, unique=True),
+    Column("name", String(128), nullable=False),
     Column("description", Text),
     Column("version", Integer, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("project", String(64), nullable=False, server_default=DEFAULT_PROJECT),
+    UniqueConstraint("project", "name", name="uq_tasksets_project_name"),
 )
 
 tasks = Table(
@@ -166,4 +171,18 @@ batches = Table(
     Column("metadata", JSON, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, index=True),
     Column("ended_at", DateTime(timezone=True)),
+    Column("project", String(64), nullable=False, server_default=DEFAULT_PROJECT, index=True),
+)
+
+# API keys: only a SHA-256 of the secret part is kept; the key itself is shown once.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("key_id", String(32), primary_key=True),
+    Column("secret_hash", String(64), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("project", String(64), nullable=False, index=True),
+    Column("scopes", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
 )

@@ -56,7 +56,7 @@ async def upstream() -> AsyncIterator[Upstream]:
 
 @pytest.fixture
 async def api(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=stack.api_url, timeout=90) as http:
+    async with stack.client() as http:
         yield http
 
 

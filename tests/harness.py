@@ -22,6 +22,9 @@ from fastapi import FastAPI
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from loopline.database import Database
+from loopline.keys import KeyStore
+from loopline.models import Scope
 from loopline.temporal import SEARCH_ATTRIBUTES, temporal_binary
 
 FINAL_STATUSES = {"completed", "failed", "cancelled"}
@@ -45,6 +48,7 @@ class Stack:
     api: subprocess.Popen[bytes] | None = None
     log_level: str = "INFO"
     extra_env: dict[str, str] = field(default_factory=dict)
+    api_key: str = ""
 
     @property
     def database_url(self) -> str:
@@ -91,11 +95,25 @@ class Stack:
                     raise RuntimeError(f"the API exited; see {self.workdir / 'api.log'}")
                 try:
                     if (await http.get("/healthz")).status_code == 200:
+                        self.api_key = await self.create_key("default", Scope.admin)
                         return
                 except httpx.TransportError:
                     pass
                 await asyncio.sleep(0.1)
         raise TimeoutError("the API did not come up within 30 s")
+
+    async def create_key(self, project: str, *scopes: Scope) -> str:
+        """A new API key, made in the database as `loopline keys create` does."""
+        db = Database(self.database_url)
+        try:
+            return (await KeyStore(db).create("tests", project, list(scopes))).key
+        finally:
+            await db.close()
+
+    def client(self, key: str | None = None, timeout: float = 90) -> httpx.AsyncClient:
+        """An HTTP client of the API that sends `key` (default: the stack's admin key)."""
+        headers = {"Authorization": f"Bearer {key or self.api_key}"}
+        return httpx.AsyncClient(base_url=self.api_url, headers=headers, timeout=timeout)
 
     def stop(self) -> None:
         for process in [*self.workers, *([self.api] if self.api else [])]:

@@ -52,7 +52,7 @@ async def test_keys_are_used_but_never_written_in_clear(
     upstream.plan(rejected, Failure(401, f"Incorrect API key provided: {marker}"))
 
     responses: list[httpx.Response] = []
-    async with httpx.AsyncClient(base_url=stack.api_url, timeout=90) as api:
+    async with stack.client() as api:
 
         async def post(body: dict[str, Any]) -> httpx.Response:
             response = await api.post("/v1/runs", json=body)
@@ -105,7 +105,7 @@ async def test_runs_without_a_key_use_the_workers_own(
     stack, _ = file_backed
     model = f"gpt-4o-{uuid.uuid4().hex[:8]}"
     upstream.plan(model, Reply(text="Lima."))
-    async with httpx.AsyncClient(base_url=stack.api_url, timeout=90) as api:
+    async with stack.client() as api:
         run = await run_to_end(api, model_body(f"openai/{model}", PERU))
 
     assert run["status"] == "completed" and run["model"] == f"openai/{model}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sys
 import time
@@ -40,7 +41,16 @@ def add_batch_parser(commands: Any) -> None:
     batch.add_argument("--name", help="a name for the batch")
     batch.add_argument("--output", type=Path, help="write every run as JSONL here")
     batch.add_argument("--api-url", default="http://127.0.0.1:8000")
-    batch.add_argument("--token", help="API token (default: none)")
+    add_api_key_argument(batch)
+
+
+def add_api_key_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("LOOPLINE_API_KEY"),
+        help="an API key with task:read and task:write (default: $LOOPLINE_API_KEY; "
+        "`loopline up` prints a local one)",
+    )
 
 
 async def run_batch_command(args: argparse.Namespace) -> int:
@@ -56,7 +66,7 @@ async def run_batch_command(args: argparse.Namespace) -> int:
 
 async def _run(args: argparse.Namespace) -> int:
     body = _request(args)
-    headers = {"Authorization": f"Bearer {args.token}"} if args.token else {}
+    headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
     async with httpx.AsyncClient(base_url=args.api_url, headers=headers, timeout=60) as http:
         batch = _answer(await http.post("/v1/batches", json=body))
         batch_id = batch["batch_id"]
@@ -133,6 +143,8 @@ def _answer(response: httpx.Response) -> dict[str, Any]:
             f"{'.'.join(str(part) for part in item.get('loc', []))}: {item.get('msg')}"
             for item in detail
         )
+    if response.status_code == 401:
+        detail = f"{detail} (pass --api-key or set LOOPLINE_API_KEY)"
     raise BatchCommandError(f"the API refused the batch ({response.status_code}): {detail}")
 
 

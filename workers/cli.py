@@ -1,4 +1,4 @@
-"""The `loopline` command: up (embedded stack), worker, api, demo."""
+"""The `loopline` command: up (embedded stack), worker, api, demo, batch, keys."""
 
 from __future__ import annotations
 
@@ -14,9 +14,15 @@ from activities.callbacks import default_signing_secret
 from loopline.secrets import load_secret_box
 from loopline.settings import Settings, get_settings
 from loopline.temporal import TemporalUnreachableError, connect
-from workers.batch_command import BatchCommandError, add_batch_parser, run_batch_command
+from workers.batch_command import (
+    BatchCommandError,
+    add_api_key_argument,
+    add_batch_parser,
+    run_batch_command,
+)
 from workers.demo import run_demo
 from workers.embedded import EmbeddedOptions, PortInUseError, run_embedded
+from workers.keys_command import KeysCommandError, add_keys_parser, run_keys_command
 from workers.serve import api_server, run_worker_until, serve_api_until
 
 
@@ -40,8 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="run the demo against a running API")
     demo.add_argument("--api-url", default="http://127.0.0.1:8000")
+    add_api_key_argument(demo)
 
     add_batch_parser(commands)
+    add_keys_parser(commands)
     commands.add_parser(
         "callback-secret",
         help="print the key that signs callbacks sent without their own secret",
@@ -59,9 +67,11 @@ def _stop_on_signals() -> asyncio.Event:
 
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "demo":
-        return 0 if await run_demo(args.api_url) else 1
+        return 0 if await run_demo(args.api_url, args.api_key) else 1
     if args.command == "batch":
         return await run_batch_command(args)
+    if args.command == "keys":
+        return await run_keys_command(args, settings)
     if args.command == "callback-secret":
         print(default_signing_secret(load_secret_box(settings)))
         return 0
@@ -93,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         code = asyncio.run(_run(args, settings))
-    except (TemporalUnreachableError, PortInUseError, BatchCommandError) as error:
+    except (TemporalUnreachableError, PortInUseError, BatchCommandError, KeysCommandError) as error:
         print(f"loopline: {error}", file=sys.stderr)
         code = 2
     sys.stdout.flush()

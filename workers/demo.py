@@ -78,11 +78,12 @@ DEMO_BATCH: dict[str, Any] = {
 BATCH_WAIT_SECONDS = 120
 
 
-async def run_demo(api_url: str) -> bool:
+async def run_demo(api_url: str, api_key: str | None) -> bool:
     """Run the demo episodes and the demo batch and print them; true when every run earned
     a full reward and the batch completed."""
     all_rewarded = True
-    async with httpx.AsyncClient(base_url=api_url, timeout=120) as http:
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    async with httpx.AsyncClient(base_url=api_url, headers=headers, timeout=120) as http:
         for body in DEMO_RUNS:
             started = await http.post("/v1/runs", json={**body, "sync": True, "timeout": 60})
             started.raise_for_status()

@@ -10,6 +10,9 @@ from pathlib import Path
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from loopline.database import Database
+from loopline.keys import KeyStore
+from loopline.models import DEFAULT_PROJECT, Scope
 from loopline.settings import Settings
 from loopline.temporal import SEARCH_ATTRIBUTES, temporal_binary
 from workers.demo import run_demo
@@ -23,6 +26,9 @@ ONE_PARTITION = [
     "--dynamic-config-value",
     "matching.numTaskqueueWritePartitions=1",
 ]
+
+
+LOCAL_KEY_NAME = "local (loopline up)"
 
 
 class PortInUseError(OSError):
@@ -69,6 +75,7 @@ async def run_embedded(options: EmbeddedOptions, base: Settings, stop: asyncio.E
         }
     )
     api_url = f"http://{options.host}:{options.api_port}"
+    api_key = await local_api_key(settings.database_url, options.data_dir / "api-key")
     api = api_server(settings, options.host, options.api_port, server.client)
     demo_ok = True
     try:
@@ -83,15 +90,41 @@ async def run_embedded(options: EmbeddedOptions, base: Settings, stop: asyncio.E
         print(f"Loopline is up (data in {options.data_dir.resolve()})")
         print(f"  API docs:    {api_url}/docs")
         print(f"  Temporal UI: {ui_url}")
+        print(f"  API key:     {api_key}  (admin; kept in {options.data_dir / 'api-key'})")
         print("  Ctrl-C stops everything.", flush=True)
         if options.demo:
-            demo_ok = await run_demo(api_url)
+            demo_ok = await run_demo(api_url, api_key)
             print(f"\ndemo {'passed' if demo_ok else 'FAILED'}; still serving, Ctrl-C stops.")
         await asyncio.gather(worker, serving)
     finally:
         stop.set()
         await server.shutdown()
     return demo_ok
+
+
+async def local_api_key(database_url: str, path: Path) -> str:
+    """The embedded stack's admin key: the one kept in `path` while it is valid, else new."""
+    db = Database(database_url)
+    try:
+        await db.create_schema()
+        keys = KeyStore(db)
+        kept = await asyncio.to_thread(_read_key, path)
+        if kept is not None and await keys.authenticate(kept) is not None:
+            return kept
+        key = await keys.create(LOCAL_KEY_NAME, DEFAULT_PROJECT, [Scope.admin])
+    finally:
+        await db.close()
+    await asyncio.to_thread(_write_key, path, key.key)
+    return key.key
+
+
+def _read_key(path: Path) -> str | None:
+    return path.read_text().strip() if path.exists() else None
+
+
+def _write_key(path: Path, key: str) -> None:
+    path.touch(mode=0o600)
+    path.write_text(key + "\n")
 
 
 def _ensure_free(host: str, port: int, role: str, flag: str) -> None:

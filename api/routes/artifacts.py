@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import FileResponse
 
-from api.access import FullAccess
+from api.access import RunRead, RunWrite
 from api.deps import Artifacts
 from api.errors import InvalidRequestError
 from loopline.models import (
@@ -22,7 +22,7 @@ from loopline.models import (
 router = APIRouter(tags=["artifacts"])
 
 
-@router.put("/v1/runs/{run_id}/artifacts/{name:path}", dependencies=[FullAccess])
+@router.put("/v1/runs/{run_id}/artifacts/{name:path}", dependencies=[RunWrite])
 async def upload_artifact(
     run_id: str,
     name: str,
@@ -40,7 +40,7 @@ async def upload_artifact(
     return await artifacts.upload(run_id, name, request.stream(), content_type)
 
 
-@router.post("/v1/runs/{run_id}/artifacts", dependencies=[FullAccess])
+@router.post("/v1/runs/{run_id}/artifacts", dependencies=[RunWrite])
 async def upload_artifacts(
     run_id: str, batch: ArtifactBatch, artifacts: Artifacts
 ) -> list[ArtifactInfo]:
@@ -48,13 +48,13 @@ async def upload_artifacts(
     return await artifacts.upload_batch(run_id, batch)
 
 
-@router.get("/v1/runs/{run_id}/artifacts", dependencies=[FullAccess])
+@router.get("/v1/runs/{run_id}/artifacts", dependencies=[RunRead])
 async def list_artifacts(run_id: str, artifacts: Artifacts) -> list[ArtifactInfo]:
     """The run's artifact manifest."""
     return await artifacts.manifest(run_id)
 
 
-@router.post("/v1/runs/{run_id}/artifacts/presign", dependencies=[FullAccess])
+@router.post("/v1/runs/{run_id}/artifacts/presign", dependencies=[RunRead])
 async def presign(
     run_id: str, request: PresignRequest, http: Request, artifacts: Artifacts
 ) -> SignedURL:

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Response, status
 
+from api.access import BatchRead, BatchWrite, ReadProject, WriteProject
 from api.deps import Batches
 from loopline.models import (
     BatchCancelResult,
@@ -27,9 +28,11 @@ router = APIRouter(prefix="/v1/batches", tags=["batches"])
     status_code=status.HTTP_201_CREATED,
     responses={200: {"description": "A batch with this batch_id and body already exists"}},
 )
-async def start_batch(request: BatchRequest, response: Response, batches: Batches) -> BatchView:
+async def start_batch(
+    request: BatchRequest, response: Response, batches: Batches, project: WriteProject
+) -> BatchView:
     """Run every task rollout_count times, at most max_parallel runs at once."""
-    view, created = await batches.start_batch(request)
+    view, created = await batches.start_batch(request, project)
     if not created:
         response.status_code = status.HTTP_200_OK
     return view
@@ -38,6 +41,7 @@ async def start_batch(request: BatchRequest, response: Response, batches: Batche
 @router.get("")
 async def list_batches(
     batches: Batches,
+    project: ReadProject,
     status: BatchStatus | None = None,
     kind: BatchKind | None = None,
     taskset: Annotated[str | None, Query(description="A taskset id or name.")] = None,
@@ -47,6 +51,7 @@ async def list_batches(
 ) -> BatchPage:
     """Batches, newest first."""
     return await batches.list_batches(
+        project=project,
         status=status,
         kind=kind,
         taskset=taskset,
@@ -56,13 +61,13 @@ async def list_batches(
     )
 
 
-@router.get("/{batch_id}")
+@router.get("/{batch_id}", dependencies=[BatchRead])
 async def get_batch(batch_id: str, batches: Batches, include_runs: bool = True) -> BatchView:
     """Status counts, scores (mean reward, success rate, pass@k, per task), usage, run ids."""
     return await batches.get_batch(batch_id, include_runs=include_runs)
 
 
-@router.get("/{batch_id}/runs")
+@router.get("/{batch_id}/runs", dependencies=[BatchRead])
 async def batch_runs(
     batch_id: str,
     batches: Batches,
@@ -73,7 +78,7 @@ async def batch_runs(
     return await batches.runs(batch_id, limit, offset)
 
 
-@router.post("/{batch_id}/cancel")
+@router.post("/{batch_id}/cancel", dependencies=[BatchWrite])
 async def cancel_batch(
     batch_id: str,
     batches: Batches,
@@ -83,7 +88,7 @@ async def cancel_batch(
     return await batches.cancel_batch(batch_id, request or CancelRequest())
 
 
-@router.delete("/{batch_id}")
+@router.delete("/{batch_id}", dependencies=[BatchWrite])
 async def delete_batch(batch_id: str, batches: Batches) -> BatchDeleteResult:
     """Delete an ended batch with its runs, their events and artifacts."""
     return await batches.delete_batch(batch_id)

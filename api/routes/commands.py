@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from api.access import FullAccess, RunAccess, SignerDep
+from api.access import RunOrTokenWrite, RunWrite, SignerDep
 from api.deps import Service
 from api.errors import ConflictError
 from loopline.models import (
@@ -27,20 +27,22 @@ router = APIRouter(prefix="/v1/runs", tags=["commands"])
 COMMANDS = ("user_message", "cancel", "close")
 
 
-@router.post("/{run_id}/messages", dependencies=[RunAccess])
+@router.post("/{run_id}/messages", dependencies=[RunOrTokenWrite])
 async def send_message(run_id: str, request: UserMessageRequest, service: Service) -> MessageAck:
     """Queue a user message for the agent's next step; in a session that is idle, it starts
     the next turn. A repeated `message_id` is acknowledged without being queued again."""
     return await service.send_message(run_id, request)
 
 
-@router.post("/{run_id}/continue", dependencies=[RunAccess])
+@router.post("/{run_id}/continue", dependencies=[RunOrTokenWrite])
 async def continue_run(run_id: str, request: ContinueRequest, service: Service) -> RunView:
     """Results of the pending client-side tool calls (one per call id, all at once)."""
     return await service.continue_run(run_id, request)
 
 
-@router.post("/{run_id}/cancel", status_code=status.HTTP_202_ACCEPTED, dependencies=[RunAccess])
+@router.post(
+    "/{run_id}/cancel", status_code=status.HTTP_202_ACCEPTED, dependencies=[RunOrTokenWrite]
+)
 async def cancel_run(
     run_id: str, service: Service, request: Annotated[CancelRequest | None, Body()] = None
 ) -> RunView:
@@ -48,7 +50,9 @@ async def cancel_run(
     return await service.cancel_run(run_id, request or CancelRequest())
 
 
-@router.post("/{run_id}/close", status_code=status.HTTP_202_ACCEPTED, dependencies=[RunAccess])
+@router.post(
+    "/{run_id}/close", status_code=status.HTTP_202_ACCEPTED, dependencies=[RunOrTokenWrite]
+)
 async def close_run(
     run_id: str, service: Service, request: Annotated[CloseRequest | None, Body()] = None
 ) -> RunView:
@@ -65,7 +69,7 @@ class JsonRpcCommand(BaseModel):
     id: str | int | None = None
 
 
-@router.post("/{run_id}/command", dependencies=[RunAccess])
+@router.post("/{run_id}/command", dependencies=[RunOrTokenWrite])
 async def command(run_id: str, request: JsonRpcCommand, service: Service) -> JSONResponse:
     """JSON-RPC 2.0: `user_message` {content, message_id?}, `cancel` {reason?}, `close`
     {reason?}. Errors use JSON-RPC codes with HTTP 400 (bad command) or 409 (run state)."""
@@ -108,7 +112,7 @@ def _first(error: ValidationError) -> str:
     return f"{'.'.join(str(p) for p in item['loc']) or 'params'}: {item['msg']}"
 
 
-@router.get("/{run_id}/connection_token", dependencies=[FullAccess])
+@router.get("/{run_id}/connection_token", dependencies=[RunWrite])
 async def connection_token(run_id: str, service: Service, signer: SignerDep) -> ConnectionToken:
     """A token (JWT, 24 h) that grants this run's events, logs and commands, and nothing
     else: send it as `Authorization: Bearer <token>` or `?token=` (for EventSource)."""

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Header, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
-from api.access import FullAccess, RunAccess
+from api.access import ReadProject, RunOrTokenRead, RunOrTokenWrite, RunRead, RunWrite, WriteProject
 from api.deps import Live, Service
 from api.errors import InvalidRequestError
 from api.live import EventFilter
@@ -35,19 +35,21 @@ TYPES_HELP = f"Comma-separated event types: {', '.join(t.value for t in EventTyp
     "",
     status_code=status.HTTP_201_CREATED,
     responses={200: {"description": "A run with this run_id and body already exists"}},
-    dependencies=[FullAccess],
 )
-async def start_run(request: RunRequest, response: Response, service: Service) -> RunView:
+async def start_run(
+    request: RunRequest, response: Response, service: Service, project: WriteProject
+) -> RunView:
     """Start an agent episode; with `sync` wait up to `timeout` seconds for its result."""
-    view, created = await service.start_run(request)
+    view, created = await service.start_run(request, project)
     if not created:
         response.status_code = status.HTTP_200_OK
     return view
 
 
-@router.get("", dependencies=[FullAccess])
+@router.get("")
 async def list_runs(
     service: Service,
+    project: ReadProject,
     environment: str | None = None,
     scenario: str | None = None,
     status: RunStatus | None = None,
@@ -57,6 +59,7 @@ async def list_runs(
 ) -> RunPage:
     """Runs, newest first."""
     return await service.list_runs(
+        project=project,
         environment=environment,
         scenario=scenario,
         status=status,
@@ -66,7 +69,7 @@ async def list_runs(
     )
 
 
-@router.get("/{run_id}", dependencies=[FullAccess])
+@router.get("/{run_id}", dependencies=[RunRead])
 async def get_run(
     run_id: str,
     service: Service,
@@ -79,14 +82,14 @@ async def get_run(
     )
 
 
-@router.patch("/{run_id}", dependencies=[FullAccess])
+@router.patch("/{run_id}", dependencies=[RunWrite])
 async def patch_run(run_id: str, patch: RunPatch, service: Service) -> RunView:
     """Set stage, branch, output, client_state or error_message; `status` may only be set
     to `cancelled` (cancels the run) or `completed` (closes a session)."""
     return await service.patch_run(run_id, patch)
 
 
-@router.put("/{run_id}/output", dependencies=[FullAccess])
+@router.put("/{run_id}/output", dependencies=[RunWrite])
 async def set_output(run_id: str, service: Service, output: Annotated[Any, Body()]) -> RunView:
     """Set the run's output (a PR URL, a commit SHA, any JSON value)."""
     return await service.patch_run(run_id, RunPatch(output=output))
@@ -94,7 +97,7 @@ async def set_output(run_id: str, service: Service, output: Annotated[Any, Body(
 
 @router.get(
     "/{run_id}/events",
-    dependencies=[RunAccess],
+    dependencies=[RunOrTokenRead],
     responses={200: {"content": {"text/event-stream": {}}}},
 )
 async def list_events(
@@ -131,7 +134,7 @@ async def list_events(
     return events
 
 
-@router.post("/{run_id}/logs", dependencies=[RunAccess])
+@router.post("/{run_id}/logs", dependencies=[RunOrTokenWrite])
 async def append_log(run_id: str, request: AppendLogRequest, service: Service) -> AppendLogResult:
     """Append log entries from outside the run (a sandbox, a CI job); each becomes a `log`
     event. Entries with an `entry_id` already appended are skipped."""
@@ -140,7 +143,7 @@ async def append_log(run_id: str, request: AppendLogRequest, service: Service) -
 
 @router.get(
     "/{run_id}/logs",
-    dependencies=[FullAccess],
+    dependencies=[RunRead],
     response_class=StreamingResponse,
     responses={200: {"content": {"application/x-ndjson": {}}}},
 )

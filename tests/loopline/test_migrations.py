@@ -13,6 +13,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
 
 from loopline.database import Database, migrate
@@ -76,7 +77,9 @@ async def test_a_database_made_before_migrations_is_adopted_and_upgraded(
     assert total == 1 and listed[0].run_id == "old"
     engine = create_engine(database_url)
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
+        head = ScriptDirectory.from_config(config).get_current_head()
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == head
+        assert conn.execute(text("SELECT project FROM runs")).scalar() == "default"
     engine.dispose()
     engine = create_engine(database_url)
     migrate(engine)  # again: nothing to do, no error

@@ -77,6 +77,8 @@ async def test_batch_runs_a_jsonl_file_prints_a_summary_and_exports_runs(
         str(script),
         "--api-url",
         stack.api_url,
+        "--api-key",
+        stack.api_key,
         "--output",
         str(output),
     )
@@ -102,6 +104,44 @@ def test_batch_with_a_bad_file_or_request_says_what_to_fix(stack: Stack, tmp_pat
     done = loopline("batch", "--tasks", str(broken), "--api-url", stack.api_url)
     assert done.returncode == 2 and f"{broken}:2: not JSON" in done.stderr
 
-    done = loopline("batch", "--taskset", "no-such-taskset", "--api-url", stack.api_url)
+    key = {"LOOPLINE_API_KEY": stack.api_key}
+    done = loopline("batch", "--taskset", "no-such-taskset", "--api-url", stack.api_url, **key)
     assert done.returncode == 2 and "422" in done.stderr and "no-such-taskset" in done.stderr
     assert "Traceback" not in done.stderr
+
+    done = loopline("batch", "--taskset", "any", "--api-url", stack.api_url, LOOPLINE_API_KEY="")
+    assert done.returncode == 2 and "401" in done.stderr and "--api-key" in done.stderr
+
+
+async def test_keys_create_list_revoke(stack: Stack) -> None:
+    database = {"LOOPLINE_DATABASE_URL": stack.database_url}
+    created = loopline(
+        "keys",
+        "create",
+        "--name",
+        "ci",
+        "--project",
+        "cli-test",
+        "--scope",
+        "task:read",
+        **database,
+    )
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip()
+    key_id = key.split("_")[1]
+    assert "Keep it now" in created.stderr and key not in created.stderr
+
+    listed = loopline("keys", "list", "--project", "cli-test", **database)
+    row = next(line.split() for line in listed.stdout.splitlines() if line.startswith(key_id))
+    assert row[1:4] == ["ci", "cli-test", "task:read"] and row[-1] == "-"
+    assert key.split("_")[2] not in listed.stdout
+
+    async with stack.client(key) as http:
+        assert (await http.get("/v1/runs")).status_code == 200
+        assert loopline("keys", "revoke", key_id, **database).returncode == 0
+        assert (await http.get("/v1/runs")).status_code == 401
+
+    bad = loopline("keys", "create", "--name", "x", "--project", "Bad Name", **database)
+    assert bad.returncode == 2 and "lowercase" in bad.stderr and "Traceback" not in bad.stderr
+    unknown = loopline("keys", "revoke", "000000000000", **database)
+    assert unknown.returncode == 2 and "no API key" in unknown.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import socket
 import subprocess
@@ -56,6 +57,12 @@ def stop(process: subprocess.Popen[str]) -> int:
     return process.wait(timeout=60)
 
 
+def local_key(output: str) -> str:
+    found = re.search(r"API key:\s+(ll_\w+)", output)
+    assert found, output
+    return found.group(1)
+
+
 def listening(port: int) -> bool:
     with socket.socket() as probe:
         return probe.connect_ex(("127.0.0.1", port)) == 0
@@ -71,6 +78,7 @@ def test_up_runs_the_demo_stops_cleanly_and_keeps_runs(tmp_path: Path) -> None:
     assert code == 0
     assert f"http://127.0.0.1:{ports['api']}/docs" in output
     assert f"http://127.0.0.1:{ports['ui']}" in output
+    key = local_key(output)
     assert "reward 1.0" in output and "issue_refund(" in output
     summary = {line.split()[0]: line.split() for line in output.splitlines() if line.strip()}
     # France right in 3 rollouts of 3, Kenya in 1, Peru in none: pass@1 4/9, pass@3 2/3.
@@ -80,8 +88,11 @@ def test_up_runs_the_demo_stops_cleanly_and_keeps_runs(tmp_path: Path) -> None:
 
     second = start_up(tmp_path, ports)
     try:
-        read_until(second, "Ctrl-C stops everything")
-        runs = httpx.get(f"http://127.0.0.1:{ports['api']}/v1/runs", timeout=30).json()
+        restarted = read_until(second, "Ctrl-C stops everything")
+        assert local_key(restarted) == key  # the local key is kept, not made anew
+        url = f"http://127.0.0.1:{ports['api']}/v1/runs"
+        assert httpx.get(url, timeout=30).status_code == 401
+        runs = httpx.get(url, headers={"Authorization": f"Bearer {key}"}, timeout=30).json()
         assert runs["total"] == 2 + 9  # the two demo runs and the demo batch's
         assert {run["status"] for run in runs["runs"]} == {"completed"}
     finally:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
 from temporalio.client import Client
 
 from api.batches import batch_workflow_id
@@ -23,7 +22,7 @@ async def test_a_long_batch_continues_as_new_without_losing_a_run(
     stack.start_worker()
     await stack.start_api()
     try:
-        async with httpx.AsyncClient(base_url=stack.api_url, timeout=60) as api:
+        async with stack.client(timeout=60) as api:
             body = {
                 "tasks": CAPITAL_TASKS,
                 "rollout_count": 6,

@@ -7,8 +7,6 @@ import json
 import uuid
 from pathlib import Path
 
-import httpx
-
 from tests.harness import Stack, model_body, wait_for_run
 from tests.upstream import Reply, Upstream
 
@@ -35,7 +33,7 @@ async def test_model_calls_of_many_runs_on_two_workers_keep_the_provider_limit(
     stack.start_worker()
     await stack.start_api()
     try:
-        async with httpx.AsyncClient(base_url=stack.api_url, timeout=60) as api:
+        async with stack.client(timeout=60) as api:
             responses = await asyncio.gather(
                 *(api.post("/v1/runs", json=model_body(model, {"country": "Peru"}))
                   for _ in range(RUNS))

@@ -32,7 +32,7 @@ async def resume_to_the_end(api: httpx.AsyncClient, run: dict[str, Any]) -> dict
 
 
 async def test_suspended_run_resumes_on_a_new_worker(private_stack: Stack) -> None:
-    async with httpx.AsyncClient(base_url=private_stack.api_url, timeout=60) as api:
+    async with private_stack.client(timeout=60) as api:
         first = private_stack.start_worker()
         run = await suspend(api)
         first.send_signal(signal.SIGKILL)
@@ -58,7 +58,7 @@ async def test_suspended_run_resumes_after_temporal_restarts(tmp_path: Path) -> 
     try:
         stack.start_worker()
         await stack.start_api()
-        async with httpx.AsyncClient(base_url=stack.api_url, timeout=60) as api:
+        async with stack.client(timeout=60) as api:
             run = await suspend(api)
             await server.shutdown()
             server = await _dev_server(database, port)
@@ -83,7 +83,7 @@ async def test_a_batch_finishes_every_run_across_a_temporal_restart(tmp_path: Pa
     try:
         stack.start_worker()
         await stack.start_api()
-        async with httpx.AsyncClient(base_url=stack.api_url, timeout=60) as api:
+        async with stack.client(timeout=60) as api:
             batch_id = (await api.post("/v1/batches", json=body)).json()["batch_id"]
             deadline = time.monotonic() + 60
             while (counts := (await api.get(f"/v1/batches/{batch_id}")).json()["counts"])[

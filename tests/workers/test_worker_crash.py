@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import signal
 
-import httpx
-
 from tests.harness import Stack, answer_step, run_body, tool_step, wait_for_run, wait_for_steps
 
 TICKETS = 12
@@ -21,7 +19,7 @@ async def test_killed_worker_loses_nothing_and_repeats_nothing(private_stack: St
         answer_step("Refunded and logged."),
     ]
     body = run_body("orders", "refund_damaged", {"customer": "ada", "order_id": "A-1002"}, *steps)
-    async with httpx.AsyncClient(base_url=private_stack.api_url, timeout=60) as api:
+    async with private_stack.client(timeout=60) as api:
         first = private_stack.start_worker()
         run_id = (await api.post("/v1/runs", json=body)).json()["run_id"]
         await wait_for_steps(api, run_id, 4, within=60)

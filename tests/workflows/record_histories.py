@@ -138,7 +138,7 @@ async def main() -> None:
             stack.start_worker()
             await stack.start_api()
             try:
-                async with httpx.AsyncClient(base_url=stack.api_url, timeout=60) as api:
+                async with stack.client(timeout=60) as api:
                     for name, scene in SCENES.items():
                         await save(server.client, name, await scene(api))
             finally:

@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import pytest
 from temporalio.client import Client
 
@@ -36,7 +35,7 @@ async def test_thousand_messages_keep_history_bounded(
     body = run_body(
         "trivia", "capital", {"country": "Kenya"}, answer_step("Noted."), repeat=True, session=True
     )
-    async with httpx.AsyncClient(base_url=small_history_stack.api_url, timeout=60) as api:
+    async with small_history_stack.client(timeout=60) as api:
         run_id = (await api.post("/v1/runs", json=body)).json()["run_id"]
         await wait_for_run(api, run_id, until={"idle"})
         pending = iter(range(MESSAGES))
