@@ -109,8 +109,7 @@ async def test_another_projects_runs_batches_and_tasksets_are_not_found(
             ("POST", f"/v1/runs/{run_id}/messages"),
         ]:
             body = {"stage": "x"} if method == "PATCH" else {"content": "hi"}
-            kwargs = {"json": body} if method != "GET" else {}
-            answer = await theirs.request(method, path, **kwargs)
+            answer = await theirs.request(method, path, json=None if method == "GET" else body)
             assert answer.status_code == 404, (path, answer.text)
             assert answer.json()["detail"] == f"no run {run_id!r}"
         assert unknown.json()["detail"] == "no run 'no-such-run'"
