@@ -18,7 +18,7 @@ from activities.errors import permanent
 from activities.providers import Ask, Completion, MissingExtraError, ModelProvider, provider_for
 from activities.providers.errors import as_application_error, redact
 from activities.token_stream import token_stream
-from loopline.models import ModelConfig, Provider, Script
+from loopline.models import ModelConfig, Provider, Script, Usage
 from loopline.pricing import PriceTable
 from loopline.secrets import SecretBox, SecretsUnavailableError
 from loopline.store import TraceStore
@@ -91,6 +91,7 @@ class ModelCaller:
             raise mapped from None
         latency_ms = (time.perf_counter() - started) * 1000
         usage = self._prices.priced(config.model, completion.usage)
+        _record_call(config, ask, latency_ms, usage)
         return Priced(completion.model_copy(update={"usage": usage}), latency_ms)
 
     def _provider(
@@ -122,6 +123,22 @@ class ModelCaller:
             return self._secrets.open(sealed).get(secret_name)
         except SecretsUnavailableError as error:
             raise permanent(str(error), "SecretsUnavailable") from error
+
+
+def _record_call(config: ModelConfig, ask: Ask, latency_ms: float, usage: Usage) -> None:
+    """Prometheus figures of one answered call, through the worker's Temporal runtime."""
+    meter = activity.metric_meter().with_additional_attributes(
+        {"provider": config.provider.value, "model": config.model, "purpose": ask.purpose.value}
+    )
+    meter.create_histogram_float(
+        "loopline_model_call_seconds", "Latency of answered model calls", "s"
+    ).record(latency_ms / 1000)
+    tokens = meter.create_counter("loopline_model_tokens", "Tokens of model calls")
+    tokens.add(usage.prompt_tokens, {"kind": "prompt"})
+    tokens.add(usage.completion_tokens, {"kind": "completion"})
+    meter.create_histogram_float(
+        "loopline_model_call_cost_usd", "Cost of each model call; its _sum is the spend", "USD"
+    ).record(usage.cost_usd)
 
 
 @contextlib.asynccontextmanager

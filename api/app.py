@@ -13,6 +13,7 @@ from api.artifacts import ArtifactService
 from api.batches import BatchService
 from api.errors import install_error_handlers
 from api.live import LiveEvents
+from api.observability import RequestObserver
 from api.routes import artifacts, batches, commands, environments, keys, runs, tasksets
 from api.service import RunService
 from api.tasksets import TasksetService
@@ -23,16 +24,14 @@ from loopline.registry import Registry
 from loopline.secrets import load_secret_box
 from loopline.settings import Settings
 from loopline.store import open_store
-from loopline.temporal import connect
 
 
-def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
-    """The API; pass `client` to share a Temporal connection (the embedded stack does)."""
+def create_app(settings: Settings, temporal: Client) -> FastAPI:
+    """The API, starting and reading runs through `temporal`."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         registry = Registry.from_modules(settings.environment_modules)
-        temporal = client or await connect(settings.temporal_address, settings.temporal_namespace)
         box = load_secret_box(settings)
         signer = Signer.from_box(box)
         async with open_store(settings.database_url) as store:
@@ -74,6 +73,7 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(RequestObserver, tracing=settings.otel_endpoint is not None)
     app.include_router(runs.router)
     app.include_router(commands.router)
     app.include_router(artifacts.router)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from loopline.logs import LogFormat
 from loopline.models import Provider
 
 DEFAULT_ENVIRONMENT_MODULES = ("environments.orders", "environments.trivia")
@@ -18,6 +19,16 @@ class Settings(BaseSettings):
 
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
+    temporal_api_key: SecretStr | None = Field(
+        default=None, description="Temporal Cloud API key; implies TLS."
+    )
+    temporal_tls: bool = Field(default=False, description="Connect to Temporal over TLS.")
+    temporal_tls_cert_file: str | None = Field(
+        default=None, description="Client certificate (PEM) for mTLS, e.g. Temporal Cloud."
+    )
+    temporal_tls_key_file: str | None = Field(
+        default=None, description="Private key (PEM) of temporal_tls_cert_file."
+    )
     task_queue: str = "loopline"
     database_url: str = "sqlite:///.loopline/loopline.db"
     temporal_ui_url: str | None = Field(
@@ -28,6 +39,20 @@ class Settings(BaseSettings):
         description="Comma-separated Python modules that define environments.",
     )
     log_level: str = "INFO"
+    metrics_address: str | None = Field(
+        default=None,
+        description="host:port where this process serves Prometheus metrics at /metrics; "
+        "unset: no metrics endpoint.",
+    )
+    otel_endpoint: str | None = Field(
+        default=None,
+        description="OTLP/HTTP traces endpoint (http://collector:4318/v1/traces); unset: no "
+        "tracing. Needs the otel extra.",
+    )
+    log_format: LogFormat = Field(
+        default="json",
+        description="json: one object per line with run_id and workflow_id; text: for people.",
+    )
     secret_key: SecretStr | None = Field(
         default=None,
         description="Fernet key that encrypts per-run provider keys in the trace store; "
@@ -64,6 +89,15 @@ class Settings(BaseSettings):
         description="Model calls per second per provider, across all runs and workers, as "
         'JSON: {"openai": 5, "anthropic": 2}. Unset providers are not limited.',
     )
+
+    @model_validator(mode="after")
+    def _client_certificate_pairs(self) -> Settings:
+        if bool(self.temporal_tls_cert_file) != bool(self.temporal_tls_key_file):
+            raise ValueError(
+                "set both LOOPLINE_TEMPORAL_TLS_CERT_FILE and LOOPLINE_TEMPORAL_TLS_KEY_FILE "
+                "(a client certificate and its private key), or neither"
+            )
+        return self
 
     @field_validator("environment_modules", mode="before")
     @classmethod

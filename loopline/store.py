@@ -590,8 +590,18 @@ def _event_view(row: Any) -> EventView:
     )
 
 
+RUN_WORKFLOW_PREFIX = "run-"
+
+
 def workflow_id_for(run_id: str) -> str:
-    return f"run-{run_id}"
+    return f"{RUN_WORKFLOW_PREFIX}{run_id}"
+
+
+def run_id_of(workflow_id: str) -> str | None:
+    """The run a workflow id belongs to; None for other workflows (batches)."""
+    if workflow_id.startswith(RUN_WORKFLOW_PREFIX):
+        return workflow_id.removeprefix(RUN_WORKFLOW_PREFIX)
+    return None
 
 
 @asynccontextmanager

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import sys
 import sysconfig
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +14,13 @@ from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
     ListSearchAttributesRequest,
 )
-from temporalio.client import Client
+from temporalio.client import Client, Plugin
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import TLSConfig
 
 from loopline.models import RunInput, RunStatus
+from loopline.settings import Settings
 
 ENVIRONMENT = SearchAttributeKey.for_keyword("LooplineEnvironment")
 SCENARIO = SearchAttributeKey.for_keyword("LooplineScenario")
@@ -74,16 +77,33 @@ class TemporalUnreachableError(ConnectionError):
     pass
 
 
-async def connect(address: str, namespace: str) -> Client:
+async def connect(settings: Settings, plugins: Sequence[Plugin] = ()) -> Client:
+    address, namespace = settings.temporal_address, settings.temporal_namespace
+    api_key = settings.temporal_api_key
     try:
         return await Client.connect(
-            address, namespace=namespace, data_converter=pydantic_data_converter
+            address,
+            namespace=namespace,
+            api_key=api_key.get_secret_value() if api_key else None,
+            tls=_tls(settings),
+            plugins=plugins,
+            data_converter=pydantic_data_converter,
         )
     except RuntimeError as error:
         raise TemporalUnreachableError(
             f"cannot reach Temporal at {address} (namespace {namespace}): {error}. "
             "Start it (`loopline up` runs one) or set LOOPLINE_TEMPORAL_ADDRESS."
         ) from error
+
+
+def _tls(settings: Settings) -> TLSConfig | bool:
+    """mTLS with a client certificate, plain TLS, or none; an API key always rides on TLS."""
+    if settings.temporal_tls_cert_file and settings.temporal_tls_key_file:
+        return TLSConfig(
+            client_cert=Path(settings.temporal_tls_cert_file).read_bytes(),
+            client_private_key=Path(settings.temporal_tls_key_file).read_bytes(),
+        )
+    return settings.temporal_tls or settings.temporal_api_key is not None
 
 
 async def ensure_search_attributes(client: Client, namespace: str) -> None:

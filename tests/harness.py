@@ -72,22 +72,23 @@ class Stack:
             **self.extra_env,
         }
 
-    def _spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+    def _spawn(self, name: str, *args: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
         log = (self.workdir / f"{name}.log").open("ab")
         return subprocess.Popen(
             [sys.executable, "-m", "workers.cli", *args],
-            env=self.environ(),
+            env={**self.environ(), **env},
             stdout=log,
             stderr=subprocess.STDOUT,
         )
 
-    def start_worker(self) -> subprocess.Popen[bytes]:
-        worker = self._spawn(f"worker-{len(self.workers)}", "worker")
+    def start_worker(self, **env: str) -> subprocess.Popen[bytes]:
+        """A worker process; `env` adds variables of its own to the stack's."""
+        worker = self._spawn(f"worker-{len(self.workers)}", "worker", env=env)
         self.workers.append(worker)
         return worker
 
-    async def start_api(self) -> None:
-        self.api = self._spawn("api", "api", "--port", str(self.api_port))
+    async def start_api(self, **env: str) -> None:
+        self.api = self._spawn("api", "api", "--port", str(self.api_port), env=env)
         deadline = time.monotonic() + 30
         async with httpx.AsyncClient(base_url=self.api_url) as http:
             while time.monotonic() < deadline:

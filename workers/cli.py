@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import signal
 import sys
 from pathlib import Path
 
 from activities.callbacks import default_signing_secret
+from loopline.logs import configure_logging
 from loopline.secrets import load_secret_box
 from loopline.settings import Settings, get_settings
+from loopline.telemetry import (
+    TracingUnavailableError,
+    flush_traces,
+    install_metrics,
+    tracing_plugins,
+)
 from loopline.temporal import TemporalUnreachableError, connect
 from workers.batch_command import (
     BatchCommandError,
@@ -76,11 +82,12 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         print(default_signing_secret(load_secret_box(settings)))
         return 0
     stop = _stop_on_signals()
+    plugins = tracing_plugins(settings.otel_endpoint, f"loopline-{args.command}")
     if args.command == "worker":
-        await run_worker_until(settings, stop, None)
+        await run_worker_until(settings, stop, await connect(settings, plugins))
         return 0
     if args.command == "api":
-        client = await connect(settings.temporal_address, settings.temporal_namespace)
+        client = await connect(settings, plugins)
         await serve_api_until(api_server(settings, args.host, args.port, client), stop)
         return 0
     options = EmbeddedOptions(
@@ -91,21 +98,26 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         ui_port=args.ui_port,
         demo=args.demo,
     )
-    return 0 if await run_embedded(options, settings, stop) else 1
+    return 0 if await run_embedded(options, settings, stop, plugins) else 1
 
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     settings = get_settings()
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    configure_logging(settings.log_level, settings.log_format)
     try:
+        install_metrics(settings.metrics_address)
         code = asyncio.run(_run(args, settings))
-    except (TemporalUnreachableError, PortInUseError, BatchCommandError, KeysCommandError) as error:
+    except (
+        TemporalUnreachableError,
+        PortInUseError,
+        BatchCommandError,
+        KeysCommandError,
+        TracingUnavailableError,
+    ) as error:
         print(f"loopline: {error}", file=sys.stderr)
         code = 2
+    flush_traces()
     sys.stdout.flush()
     sys.stderr.flush()
     # temporalio/sdk-python#300: a process that used a Temporal client may crash while the

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from temporalio.client import Plugin
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -45,7 +47,9 @@ class EmbeddedOptions:
     demo: bool
 
 
-async def run_embedded(options: EmbeddedOptions, base: Settings, stop: asyncio.Event) -> bool:
+async def run_embedded(
+    options: EmbeddedOptions, base: Settings, stop: asyncio.Event, plugins: Sequence[Plugin]
+) -> bool:
     """Run until `stop` is set; returns false when the demo did not earn its rewards."""
     for port, role, flag in (
         (options.api_port, "the API", "--api-port"),
@@ -57,6 +61,7 @@ async def run_embedded(options: EmbeddedOptions, base: Settings, stop: asyncio.E
     server = await WorkflowEnvironment.start_local(
         namespace=base.temporal_namespace,
         data_converter=pydantic_data_converter,
+        plugins=plugins,
         port=options.temporal_port,
         ui=True,
         ui_port=options.ui_port,

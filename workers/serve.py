@@ -14,7 +14,7 @@ from loopline.registry import Registry
 from loopline.secrets import load_secret_box
 from loopline.settings import Settings
 from loopline.store import open_store
-from loopline.temporal import connect, ensure_search_attributes
+from loopline.temporal import ensure_search_attributes
 from workers.worker import build_model_workers, build_worker, model_caller
 
 
@@ -26,7 +26,7 @@ class ApiServer(uvicorn.Server):
         yield
 
 
-def api_server(settings: Settings, host: str, port: int, client: Client | None) -> ApiServer:
+def api_server(settings: Settings, host: str, port: int, client: Client) -> ApiServer:
     config = uvicorn.Config(
         create_app(settings, client), host=host, port=port, log_level="warning", lifespan="on"
     )
@@ -40,9 +40,8 @@ async def serve_api_until(server: ApiServer, stop: asyncio.Event) -> None:
     await serving
 
 
-async def run_worker_until(settings: Settings, stop: asyncio.Event, client: Client | None) -> None:
+async def run_worker_until(settings: Settings, stop: asyncio.Event, temporal: Client) -> None:
     registry = Registry.from_modules(settings.environment_modules)
-    temporal = client or await connect(settings.temporal_address, settings.temporal_namespace)
     await ensure_search_attributes(temporal, settings.temporal_namespace)
     async with open_store(settings.database_url) as store:
         box = load_secret_box(settings)

@@ -126,6 +126,8 @@ class RunWorkflow:
 
     @workflow.run
     async def run(self, run: RunInput) -> RunResult:
+        if run.carry is None:
+            self._count("loopline_runs_started", "Runs started (not counting continue-as-new)")
         try:
             outcome = await self._episode()
         except asyncio.CancelledError:
@@ -465,6 +467,8 @@ class RunWorkflow:
             workflow.upsert_search_attributes([REWARD.value_set(self._state.reward)])
         reward = "" if self._state.reward is None else f" · reward {self._state.reward:g}"
         self._details(f"{status.value} ({stop_reason.value}){reward}")
+        self._count(f"loopline_runs_{status.value}", f"Runs that ended {status.value}")
+        workflow.logger.info("run %s: %s (%s)", run.run_id, status.value, stop_reason.value)
         await self._deliver_callback()
         # Release live subscribers and let acknowledged updates return before the run closes.
         self._stream.detach_pollers()
@@ -477,6 +481,11 @@ class RunWorkflow:
             reward=self._state.reward,
             error=error,
         )
+
+    def _count(self, metric: str, description: str) -> None:
+        """Add one to a run counter; the SDK leaves metrics out while a history replays."""
+        attributes = {"environment": self._run.environment, "model": self._run.model}
+        workflow.metric_meter().create_counter(metric, description).add(1, attributes)
 
     async def _deliver_callback(self) -> None:
         """POST the result to the caller's URL; its outcome is kept on the run, and a

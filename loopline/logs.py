@@ -1,0 +1,83 @@
+"""Process logging: one JSON object per line, naming the run and workflow a record is about.
+
+Workflow and activity loggers of the Temporal SDK attach their context as `temporal_workflow`
+and `temporal_activity` extras; API routes attach `run_id`. A log shipper can then select
+every line of one run across the API and all workers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from temporalio import activity, workflow
+
+from loopline.store import run_id_of
+
+LogFormat = Literal["json", "text"]
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# Attributes every LogRecord has; anything else on a record came from `extra`.
+_STANDARD_ATTRIBUTES = frozenset(
+    logging.LogRecord("", 0, "", 0, "", None, None).__dict__.keys() | {"message", "asctime"}
+)
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name, value in record.__dict__.items():
+            if name == "temporal_workflow":
+                entry.update(_workflow_fields(value))
+            elif name == "temporal_activity":
+                entry.update(_activity_fields(value))
+            elif name not in _STANDARD_ATTRIBUTES:
+                entry[name] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def _workflow_fields(details: dict[str, Any]) -> dict[str, Any]:
+    workflow_id = details.get("workflow_id", "")
+    return {
+        **_run_id(workflow_id),
+        "workflow_id": workflow_id,
+        "workflow_type": details.get("workflow_type"),
+        "temporal_run_id": details.get("run_id"),
+    }
+
+
+def _activity_fields(details: dict[str, Any]) -> dict[str, Any]:
+    workflow_id = details.get("workflow_id", "")
+    return {
+        **_run_id(workflow_id),
+        "workflow_id": workflow_id,
+        "temporal_run_id": details.get("workflow_run_id"),
+        "activity": details.get("activity_type"),
+        "attempt": details.get("attempt"),
+    }
+
+
+def _run_id(workflow_id: str) -> dict[str, str]:
+    run_id = run_id_of(workflow_id)
+    return {} if run_id is None else {"run_id": run_id}
+
+
+def configure_logging(level: str, log_format: LogFormat) -> None:
+    json_lines = log_format == "json"
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter() if json_lines else logging.Formatter(TEXT_FORMAT))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+    # One INFO line per HTTP request the SDKs make: noise, and it names provider URLs.
+    for chatty in ("httpx", "httpx2"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+    # The JSON carries the SDK's context as fields; keep it out of the message text.
+    workflow.logger.workflow_info_on_message = not json_lines
+    activity.logger.activity_info_on_message = not json_lines
