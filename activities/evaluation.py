@@ -15,6 +15,7 @@ from temporalio import activity
 
 from activities.base import StoreActivities
 from activities.errors import permanent
+from activities.heartbeats import heartbeating
 from activities.model_calls import ModelCaller
 from activities.providers import Ask, Purpose
 from loopline.environment import Outcome
@@ -92,6 +93,10 @@ class EvaluationActivities(StoreActivities):
     async def evaluate(self, request: EvaluateInput) -> EvaluateResult:
         """Run the scenario's evaluation and the validation check, and combine them with
         the judge's verdict (recorded before, if the run has a rubric) into the reward."""
+        async with heartbeating():
+            return await self._evaluate(request)
+
+    async def _evaluate(self, request: EvaluateInput) -> EvaluateResult:
         done = await self.store.event_by_key(request.run_id, EVALUATE_KEY)
         if done is not None:
             return EvaluateResult(reward=done.data["reward"], success=done.data["success"])

@@ -4,17 +4,16 @@ provider client, heartbeats while it waits, errors Temporal can act on, and its 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import hashlib
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from temporalio import activity
 
 from activities.errors import permanent
+from activities.heartbeats import heartbeating
 from activities.providers import Ask, Completion, MissingExtraError, ModelProvider, provider_for
 from activities.providers.errors import as_application_error, redact
 from activities.token_stream import token_stream
@@ -23,7 +22,6 @@ from loopline.pricing import PriceTable
 from loopline.secrets import SecretBox, SecretsUnavailableError
 from loopline.store import TraceStore
 
-HEARTBEAT_EVERY_SECONDS = 5.0
 # SDK clients are kept and reused: building one (HTTP client, TLS context) cost ~25 ms per
 # call here, and a kept one also keeps its connections to the provider open.
 KEPT_CLIENTS = 64
@@ -76,7 +74,7 @@ class ModelCaller:
             raise permanent(message, "ProviderMisconfigured") from None
         started = time.perf_counter()
         try:
-            async with _heartbeats():
+            async with heartbeating():
                 completion = await provider.complete(ask)
         except Exception as error:
             mapped = as_application_error(error, config.label, [api_key or ""])
@@ -139,22 +137,3 @@ def _record_call(config: ModelConfig, ask: Ask, latency_ms: float, usage: Usage)
     meter.create_histogram_float(
         "loopline_model_call_cost_usd", "Cost of each model call; its _sum is the spend", "USD"
     ).record(usage.cost_usd)
-
-
-@contextlib.asynccontextmanager
-async def _heartbeats() -> AsyncIterator[None]:
-    """Heartbeat a regular activity while it waits, so a dead worker is noticed quickly."""
-    if activity.info().is_local:
-        yield
-        return
-
-    async def beat() -> None:
-        while True:
-            activity.heartbeat()
-            await asyncio.sleep(HEARTBEAT_EVERY_SECONDS)
-
-    task = asyncio.create_task(beat())
-    try:
-        yield
-    finally:
-        task.cancel()

@@ -6,6 +6,7 @@ from temporalio import activity
 
 from activities.base import StoreActivities
 from activities.errors import permanent
+from activities.heartbeats import heartbeating
 from loopline.database import utcnow
 from loopline.models import (
     EventType,
@@ -25,6 +26,10 @@ class ScenarioActivities(StoreActivities):
     @activity.defn(name="setup")
     async def setup(self, run: RunInput) -> None:
         """Run the scenario's setup; record the prompt and the initial state together."""
+        async with heartbeating():
+            await self._setup(run)
+
+    async def _setup(self, run: RunInput) -> None:
         if await self.store.event_by_key(run.run_id, SETUP_KEY) is not None:
             return
         spec = await self.spec(run.run_id)
@@ -57,6 +62,10 @@ class ScenarioActivities(StoreActivities):
     @activity.defn(name="teardown")
     async def teardown(self, request: TeardownInput) -> None:
         """Release the environment, drop the run's keys and record the final status."""
+        async with heartbeating():
+            await self._teardown(request)
+
+    async def _teardown(self, request: TeardownInput) -> None:
         spec = await self.spec(request.run_id)
         await self.store.drop_secrets(request.run_id)
         hook_error: str | None = None

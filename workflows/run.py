@@ -70,7 +70,9 @@ RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
 # pick up, heartbeating while it waits, retried with backoff (at least as long as a
 # retry-after asks) a bounded number of times before the run fails with the provider's error.
 MODEL_CALL_TIMEOUT = timedelta(minutes=15)
-MODEL_HEARTBEAT_TIMEOUT = timedelta(seconds=30)
+# Regular activities heartbeat (activities/heartbeats.py): a killed worker's activity is
+# retried elsewhere after this long, not after its whole timeout.
+HEARTBEAT_TIMEOUT = timedelta(seconds=15)
 MODEL_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
@@ -553,6 +555,7 @@ async def _lifecycle(
             method,
             arg,
             start_to_close_timeout=LIFECYCLE_TIMEOUT,
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
             retry_policy=RETRY,
             summary=summary,
         )
@@ -585,7 +588,7 @@ async def _model_call(
             arg,
             task_queue=task_queue,
             start_to_close_timeout=MODEL_CALL_TIMEOUT,
-            heartbeat_timeout=MODEL_HEARTBEAT_TIMEOUT,
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
             retry_policy=MODEL_RETRY,
             summary=summary,
         )
