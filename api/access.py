@@ -77,7 +77,7 @@ class Signer:
 
     def check_url(self, run_id: str, name: str, expires: int, signature: str) -> None:
         expected = self.url_signature(run_id, name, expires)
-        if not hmac.compare_digest(expected, signature):
+        if not hmac.compare_digest(expected.encode(), signature.encode()):
             raise HTTPException(status.HTTP_403_FORBIDDEN, "the download link is not valid")
         if datetime.now(UTC).timestamp() > expires:
             expired = datetime.fromtimestamp(expires, UTC).isoformat()

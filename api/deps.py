@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 
 from api.access import Gate
 from api.artifacts import ArtifactService
@@ -13,6 +13,11 @@ from api.live import LiveEvents
 from api.service import RunService
 from api.tasksets import TasksetService
 from loopline.keys import KeyStore
+
+# Far beyond any real page, and within the 64-bit integers the databases store.
+MAX_POSITION = 1_000_000_000
+Offset = Annotated[int, Query(ge=0, le=MAX_POSITION, description="Items to skip.")]
+AfterSeq = Annotated[int, Query(ge=0, le=MAX_POSITION, description="Only events with a larger seq")]
 
 
 def get_keys(request: Request) -> KeyStore:

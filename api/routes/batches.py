@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query, Response, status
 
 from api.access import BatchRead, BatchWrite, ReadProject, WriteProject
-from api.deps import Batches
+from api.deps import Batches, Offset
 from loopline.models import (
     BatchCancelResult,
     BatchDeleteResult,
@@ -47,7 +47,7 @@ async def list_batches(
     taskset: Annotated[str | None, Query(description="A taskset id or name.")] = None,
     include_runs: bool = False,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> BatchPage:
     """Batches, newest first."""
     return await batches.list_batches(
@@ -72,7 +72,7 @@ async def batch_runs(
     batch_id: str,
     batches: Batches,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> RunPage:
     """The batch's runs in full (reward, evaluations, answer, usage), newest first."""
     return await batches.runs(batch_id, limit, offset)

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Body, Header, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
 from api.access import ReadProject, RunOrTokenRead, RunOrTokenWrite, RunRead, RunWrite, WriteProject
-from api.deps import Live, Service
+from api.deps import AfterSeq, Live, Offset, Service
 from api.errors import InvalidRequestError
 from api.live import EventFilter
 from loopline.models import (
@@ -55,7 +55,7 @@ async def list_runs(
     status: RunStatus | None = None,
     batch_id: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> RunPage:
     """Runs, newest first."""
     return await service.list_runs(
@@ -105,7 +105,7 @@ async def list_events(
     request: Request,
     service: Service,
     live: Live,
-    after: Annotated[int, Query(ge=0, description="Only events with a larger seq")] = 0,
+    after: AfterSeq = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     event_types: Annotated[str | None, Query(description=TYPES_HELP)] = None,
     exclude_types: Annotated[str | None, Query(description=TYPES_HELP)] = None,

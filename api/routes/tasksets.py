@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from api.access import ReadProject, WriteProject
-from api.deps import Tasksets
+from api.deps import Offset, Tasksets
 from loopline.models import TasksetPage, TasksetUpload, TasksetUploadResult, TasksetView
 
 router = APIRouter(prefix="/v1/tasksets", tags=["tasksets"])
@@ -27,7 +27,7 @@ async def list_tasksets(
     tasksets: Tasksets,
     project: ReadProject,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> TasksetPage:
     return await tasksets.list(project, limit, offset)
 
