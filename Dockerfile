@@ -8,9 +8,9 @@ COPY activities activities
 COPY api api
 COPY workers workers
 COPY environments environments
-RUN pip install --no-cache-dir .
+RUN pip install --no-cache-dir '.[s3,otel]'
 
-RUN useradd --create-home loopline
+RUN useradd --create-home loopline && mkdir -p /data/blobs && chown loopline /data/blobs
 USER loopline
 EXPOSE 8000
 CMD ["loopline", "api", "--host", "0.0.0.0", "--port", "8000"]

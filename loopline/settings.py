@@ -15,7 +15,8 @@ DEFAULT_ENVIRONMENT_MODULES = ("environments.orders", "environments.trivia")
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="LOOPLINE_")
+    # Empty variables count as unset: docker-compose.yml passes `${NAME:-}` through.
+    model_config = SettingsConfigDict(env_prefix="LOOPLINE_", env_ignore_empty=True)
 
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import sys
 import sysconfig
@@ -17,10 +18,12 @@ from temporalio.api.operatorservice.v1 import (
 from temporalio.client import Client, Plugin
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.service import TLSConfig
+from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
 from loopline.models import RunInput, RunStatus
 from loopline.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 ENVIRONMENT = SearchAttributeKey.for_keyword("LooplineEnvironment")
 SCENARIO = SearchAttributeKey.for_keyword("LooplineScenario")
@@ -107,18 +110,33 @@ def _tls(settings: Settings) -> TLSConfig | bool:
 
 
 async def ensure_search_attributes(client: Client, namespace: str) -> None:
-    """Register Loopline's search attributes on a server that lacks them (idempotent)."""
-    listed = await client.operator_service.list_search_attributes(
-        ListSearchAttributesRequest(namespace=namespace)
-    )
-    missing = {
-        key.name: _indexed_value_type(key)
-        for key in SEARCH_ATTRIBUTES
-        if key.name not in listed.custom_attributes
-    }
-    if missing:
-        await client.operator_service.add_search_attributes(
-            AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)
+    """Register Loopline's search attributes on a server that lacks them (idempotent).
+
+    Temporal Cloud refuses the operator calls to clients; there they are added once with
+    `tcld`, and a worker goes on without them.
+    """
+    try:
+        listed = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=namespace)
+        )
+        missing = {
+            key.name: _indexed_value_type(key)
+            for key in SEARCH_ATTRIBUTES
+            if key.name not in listed.custom_attributes
+        }
+        if missing:
+            await client.operator_service.add_search_attributes(
+                AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)
+            )
+    except RPCError as error:
+        if error.status not in (RPCStatusCode.PERMISSION_DENIED, RPCStatusCode.UNIMPLEMENTED):
+            raise
+        names = ", ".join(f"{key.name} ({_type_name(key)})" for key in SEARCH_ATTRIBUTES)
+        logger.warning(
+            "cannot check the search attributes of namespace %s (%s); make sure it has %s",
+            namespace,
+            error.message,
+            names,
         )
 
 
@@ -128,6 +146,12 @@ def _indexed_value_type(
     if key is REWARD:
         return IndexedValueType.INDEXED_VALUE_TYPE_DOUBLE
     return IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+
+
+def _type_name(key: SearchAttributeKey[str] | SearchAttributeKey[float]) -> str:
+    """Keyword or Double, as tcld and the UI spell them."""
+    name = IndexedValueType.Name(_indexed_value_type(key))
+    return name.removeprefix("INDEXED_VALUE_TYPE_").title()
 
 
 def temporal_binary() -> str:
