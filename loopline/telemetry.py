@@ -22,7 +22,7 @@ BUCKETS = {
 }
 
 
-class TracingUnavailableError(RuntimeError):
+class TelemetryUnavailableError(RuntimeError):
     pass
 
 
@@ -34,7 +34,13 @@ def install_metrics(address: str | None) -> None:
             durations_as_seconds=True,
             histogram_bucket_overrides=BUCKETS,
         )
-        Runtime.set_default(Runtime(telemetry=TelemetryConfig(metrics=metrics)))
+        try:
+            runtime = Runtime(telemetry=TelemetryConfig(metrics=metrics))
+        except ValueError as error:
+            raise TelemetryUnavailableError(
+                f"cannot serve metrics at {address} (LOOPLINE_METRICS_ADDRESS): {error}"
+            ) from error
+        Runtime.set_default(runtime)
 
 
 def tracing_plugins(endpoint: str | None, service_name: str) -> Sequence[Plugin]:
@@ -43,7 +49,7 @@ def tracing_plugins(endpoint: str | None, service_name: str) -> Sequence[Plugin]
     if not endpoint:
         return []
     if importlib.util.find_spec("opentelemetry.exporter.otlp") is None:
-        raise TracingUnavailableError(
+        raise TelemetryUnavailableError(
             "LOOPLINE_OTEL_ENDPOINT is set but OpenTelemetry is not installed: "
             "pip install 'loopline[otel]'"
         )

@@ -14,7 +14,7 @@ from loopline.logs import configure_logging
 from loopline.secrets import load_secret_box
 from loopline.settings import Settings, get_settings
 from loopline.telemetry import (
-    TracingUnavailableError,
+    TelemetryUnavailableError,
     flush_traces,
     install_metrics,
     tracing_plugins,
@@ -81,6 +81,8 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "callback-secret":
         print(default_signing_secret(load_secret_box(settings)))
         return 0
+    # Only the long-running commands: `keys` or `demo` beside a server must not take its port.
+    install_metrics(settings.metrics_address)
     stop = _stop_on_signals()
     plugins = tracing_plugins(settings.otel_endpoint, f"loopline-{args.command}")
     if args.command == "worker":
@@ -106,14 +108,13 @@ def main(argv: list[str] | None = None) -> None:
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
     try:
-        install_metrics(settings.metrics_address)
         code = asyncio.run(_run(args, settings))
     except (
         TemporalUnreachableError,
         PortInUseError,
         BatchCommandError,
         KeysCommandError,
-        TracingUnavailableError,
+        TelemetryUnavailableError,
     ) as error:
         print(f"loopline: {error}", file=sys.stderr)
         code = 2

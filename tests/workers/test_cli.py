@@ -113,6 +113,22 @@ def test_batch_with_a_bad_file_or_request_says_what_to_fix(stack: Stack, tmp_pat
     assert done.returncode == 2 and "401" in done.stderr and "--api-key" in done.stderr
 
 
+def test_a_taken_metrics_port_stops_servers_but_not_one_off_commands(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        address = f"127.0.0.1:{taken.getsockname()[1]}"
+        worker = loopline("worker", LOOPLINE_METRICS_ADDRESS=address)
+        database = f"sqlite:///{tmp_path / 'keys.db'}"
+        keys = loopline(
+            "keys", "list", LOOPLINE_METRICS_ADDRESS=address, LOOPLINE_DATABASE_URL=database
+        )
+    assert worker.returncode == 2
+    assert f"cannot serve metrics at {address} (LOOPLINE_METRICS_ADDRESS)" in worker.stderr
+    assert "Traceback" not in worker.stderr
+    assert keys.returncode == 0, keys.stderr
+
+
 async def test_keys_create_list_revoke(stack: Stack) -> None:
     database = {"LOOPLINE_DATABASE_URL": stack.database_url}
     created = loopline(
