@@ -50,9 +50,10 @@ class Settings(BaseSettings):
         description="OTLP/HTTP traces endpoint (http://collector:4318/v1/traces); unset: no "
         "tracing. Needs the otel extra.",
     )
-    log_format: LogFormat = Field(
-        default="json",
-        description="json: one object per line with run_id and workflow_id; text: for people.",
+    log_format: LogFormat | None = Field(
+        default=None,
+        description="json: one object per line with run_id and workflow_id; text: for people. "
+        "Unset: json for `loopline worker` and `loopline api`, text for the other commands.",
     )
     secret_key: SecretStr | None = Field(
         default=None,

@@ -106,7 +106,8 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     settings = get_settings()
-    configure_logging(settings.log_level, settings.log_format)
+    server = args.command in ("worker", "api")
+    configure_logging(settings.log_level, settings.log_format or ("json" if server else "text"))
     try:
         code = asyncio.run(_run(args, settings))
     except (
