@@ -8,10 +8,13 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.runtime import Runtime
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Tracer
 
 logger = logging.getLogger("loopline.api")
 
@@ -21,7 +24,7 @@ class RequestObserver:
 
     def __init__(self, app: ASGIApp, tracing: bool) -> None:
         self._app = app
-        self._tracing = tracing
+        self._tracer = _tracer() if tracing else None
         meter = Runtime.default().metric_meter
         self._requests = meter.create_counter("loopline_api_requests", "API requests answered")
         self._seconds = meter.create_histogram_float(
@@ -64,16 +67,22 @@ class RequestObserver:
 
     @contextlib.contextmanager
     def _span(self, scope: Scope) -> Iterator[None]:
-        if not self._tracing:
+        if self._tracer is None:
             yield
             return
-        from opentelemetry import trace
+        from opentelemetry.trace import SpanKind
 
-        tracer = trace.get_tracer("loopline.api")
         method = scope["method"]
-        with tracer.start_as_current_span(
-            f"{method} {scope['path']}", kind=trace.SpanKind.SERVER
+        with self._tracer.start_as_current_span(
+            f"{method} {scope['path']}", kind=SpanKind.SERVER
         ) as span:
             yield
             if (route := scope.get("route")) is not None:
                 span.update_name(f"{method} {route.path}")
+
+
+def _tracer() -> Tracer:
+    """The API's tracer; OpenTelemetry is imported only where tracing is configured."""
+    from opentelemetry import trace
+
+    return trace.get_tracer("loopline.api")
