@@ -31,10 +31,10 @@ def create_app(settings: Settings, temporal: Client) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        registry = Registry.from_modules(settings.environment_modules)
+        registry = Registry.from_modules(settings.environment_modules, settings.remote_environments)
         box = load_secret_box(settings)
         signer = Signer.from_box(box)
-        async with open_store(settings.database_url) as store:
+        async with open_store(settings.database_url) as store, registry:
             catalog = Catalog(store.db)
             blobs = open_blob_store(settings)
             app.state.service = RunService(

@@ -17,6 +17,7 @@ from loopline.models import (
     EvaluationSpec,
     ModelConfig,
     Provider,
+    RemoteCallPolicy,
     RunInput,
     RunRequest,
     RunSpec,
@@ -24,6 +25,7 @@ from loopline.models import (
     parse_model,
 )
 from loopline.registry import Registry
+from loopline.remote import RESERVED_TOOLS, RemoteEnvironment, schema_problem
 from loopline.secrets import CALLBACK_HEADERS, CALLBACK_SIGNING_SECRET
 from loopline.temporal import model_queue
 
@@ -41,8 +43,9 @@ class ResolvedRun:
 
 
 def resolve(request: RunRequest, registry: Registry) -> ResolvedRun:
-    scenario = _scenario(request, registry)
-    _check_client_tools(request, registry)
+    remote = _remote(request, registry)
+    args = _args(request, registry, remote)
+    _check_client_tools(request, registry, remote)
     if request.session and request.user_model is not None:
         raise InvalidRequestError(
             ["body", "session"],
@@ -53,7 +56,9 @@ def resolve(request: RunRequest, registry: Registry) -> ResolvedRun:
     user_llm = None
     if request.user_model is not None:
         user_llm = _model(request.user_model, "user_model", request.user_script, "user_script")
-    _check_tool_lists(request, registry)
+    if remote is None and llm.tool_server_url is None:
+        # Remote tools are listed at setup, which checks these lists against them.
+        _check_tool_lists(request, registry)
     judge = _judge(request, llm)
     secrets = {
         part: key
@@ -63,7 +68,7 @@ def resolve(request: RunRequest, registry: Registry) -> ResolvedRun:
     spec = RunSpec(
         environment=request.environment,
         scenario=request.scenario,
-        args=_args(request, scenario),
+        args=args,
         model=llm.label,
         llm=llm.without_secret(),
         script=request.script,
@@ -86,6 +91,7 @@ def resolve(request: RunRequest, registry: Registry) -> ResolvedRun:
         callback=_callback(request.callback),
         metadata=request.metadata,
         tags=request.tags,
+        remote=_call_policy(remote, llm),
     )
     return ResolvedRun(spec=spec, secrets=secrets, callback_secrets=_callback_secrets(request))
 
@@ -118,7 +124,25 @@ def run_input(
         batch_id=spec.batch_id,
         taskset_id=spec.taskset_id,
         model_queue_prefix=model_queue(task_queue, ""),
+        remote=spec.remote,
     )
+
+
+def _remote(request: RunRequest, registry: Registry) -> RemoteEnvironment | None:
+    try:
+        return registry.remote(request.environment)
+    except LookupError as error:
+        raise InvalidRequestError(["body", "environment"], str(error)) from error
+
+
+def _call_policy(remote: RemoteEnvironment | None, llm: ModelConfig) -> RemoteCallPolicy | None:
+    """How the run's remote calls are timed and retried: its environment's settings, or
+    the defaults for a local environment whose tools are on a tool server."""
+    if remote is not None:
+        return remote.policy
+    if llm.tool_server_url is not None:
+        return RemoteCallPolicy()
+    return None
 
 
 def _check_tool_lists(request: RunRequest, registry: Registry) -> None:
@@ -182,17 +206,17 @@ def _callback_secrets(request: RunRequest) -> dict[str, str]:
 
 def _scenario(request: RunRequest, registry: Registry) -> Scenario:
     try:
-        registry.environment(request.environment)
-    except LookupError as error:
-        raise InvalidRequestError(["body", "environment"], str(error)) from error
-    try:
         return registry.scenario(request.environment, request.scenario)
     except LookupError as error:
         raise InvalidRequestError(["body", "scenario"], str(error)) from error
 
 
-def _check_client_tools(request: RunRequest, registry: Registry) -> None:
-    server_side = registry.environment(request.environment).tools
+def _check_client_tools(
+    request: RunRequest, registry: Registry, remote: RemoteEnvironment | None
+) -> None:
+    server_side = (
+        set(RESERVED_TOOLS) if remote else set(registry.environment(request.environment).tools)
+    )
     seen: set[str] = set()
     for index, tool in enumerate(request.client_tools):
         where: list[str | int] = ["body", "client_tools", index]
@@ -253,7 +277,9 @@ def _api_key(request: RunRequest, config: ModelConfig) -> str | None:
     return key.get_secret_value() if key is not None else None
 
 
-def _args(request: RunRequest, scenario: Scenario) -> dict[str, object]:
+def _args(
+    request: RunRequest, registry: Registry, remote: RemoteEnvironment | None
+) -> dict[str, object]:
     size = len(json.dumps(request.args))
     if size > MAX_ARGS_BYTES:
         raise InvalidRequestError(
@@ -261,6 +287,9 @@ def _args(request: RunRequest, scenario: Scenario) -> dict[str, object]:
             f"args are {size:,} bytes of JSON, over the limit of {MAX_ARGS_BYTES:,}: pass "
             "large inputs as something the scenario fetches (a URL, a path), not as args",
         )
+    if remote is not None:
+        return _remote_args(request, remote)
+    scenario = _scenario(request, registry)
     try:
         return scenario.validate_args(request.args)
     except ValidationError as error:
@@ -271,3 +300,21 @@ def _args(request: RunRequest, scenario: Scenario) -> dict[str, object]:
             f"(at {'.'.join(str(p) for p in first['loc']) or 'args'}); "
             f"expected schema: {json.dumps(scenario.info().args_schema)}",
         ) from error
+
+
+def _remote_args(request: RunRequest, remote: RemoteEnvironment) -> dict[str, object]:
+    """Args of a remote scenario, checked against its declared schema (when declared)."""
+    try:
+        declared = remote.scenario(request.scenario)
+    except LookupError as error:
+        raise InvalidRequestError(["body", "scenario"], str(error)) from error
+    if declared is None:
+        return request.args
+    problem = schema_problem(declared.args_schema, request.args)
+    if problem is not None:
+        raise InvalidRequestError(
+            ["body", "args"],
+            f"bad args for scenario {request.scenario!r}: {problem}; "
+            f"expected schema: {json.dumps(declared.args_schema)}",
+        )
+    return request.args

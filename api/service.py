@@ -80,10 +80,16 @@ class RunService:
 
     # --- environments --------------------------------------------------------------------------
 
-    def environments(self) -> list[EnvironmentInfo]:
-        return [environment.info() for environment in self._registry.all()]
+    async def environments(self) -> list[EnvironmentInfo]:
+        """In-process environments and remote ones, each remote one asked for its tools."""
+        local = [environment.info() for environment in self._registry.all()]
+        remote = await asyncio.gather(*(env.describe() for env in self._registry.remotes()))
+        return sorted([*local, *remote], key=lambda info: info.name)
 
-    def environment(self, name: str) -> EnvironmentInfo:
+    async def environment(self, name: str) -> EnvironmentInfo:
+        remote = self._registry.remote(name)
+        if remote is not None:
+            return await remote.describe()
         return self._registry.environment(name).info()
 
     # --- runs ----------------------------------------------------------------------------------

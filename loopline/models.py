@@ -10,8 +10,17 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, computed_field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    computed_field,
+    field_validator,
+    model_validator,
+)
 from temporalio.contrib.workflow_streams import WorkflowStreamState
 
 RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -31,6 +40,9 @@ MAX_ROLLOUTS = 20_000
 # Rows from before projects existed, and everything of a single-team deployment.
 DEFAULT_PROJECT = "default"
 PROJECT_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+# Calls to remote environments' servers, unless an environment's config says otherwise.
+REMOTE_CALL_TIMEOUT_SECONDS = 60.0
+REMOTE_MAX_ATTEMPTS = 5
 
 
 class RunStatus(StrEnum):
@@ -213,6 +225,13 @@ class ModelConfig(BaseModel):
     )
     stream: bool = Field(default=True, description="Stream tokens to live subscribers.")
     timeout_seconds: float = Field(default=300.0, gt=0, le=3600)
+    tool_server_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        max_length=2000,
+        description="An HTTP tool server whose tools the agent uses instead of the "
+        "environment's own (README: HTTP tool servers). The agent's model only.",
+    )
 
     @property
     def label(self) -> str:
@@ -400,6 +419,9 @@ class RunSpec(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
     tags: list[str] = Field(default_factory=list)
     project: str = DEFAULT_PROJECT
+    remote: RemoteCallPolicy | None = Field(
+        default=None, description="Set when the environment or the tools are remote."
+    )
 
     def offers(self, tool: str) -> bool:
         """Whether the model is shown (and may run) this environment tool."""
@@ -649,12 +671,110 @@ class ScenarioInfo(BaseModel):
     style: Literal["functions", "generator"]
 
 
+class RemoteTransport(StrEnum):
+    mcp_http = "mcp-http"
+    mcp_stdio = "mcp-stdio"
+    http = "http"
+
+
+class RemoteStatus(BaseModel):
+    """Where a remote environment is served and whether it answered just now."""
+
+    transport: RemoteTransport
+    target: str = Field(description="The server's URL (without credentials) or command.")
+    reachable: bool
+    error: str | None = Field(default=None, description="Why it could not be reached.")
+    checked_at: datetime
+
+
 class EnvironmentInfo(BaseModel):
     name: str
     description: str
     stateful: bool
     scenarios: list[ScenarioInfo]
     tools: list[ToolInfo]
+    kind: Literal["local", "remote"] = "local"
+    remote: RemoteStatus | None = Field(
+        default=None, description="Set for remote environments (MCP or HTTP tool servers)."
+    )
+
+
+# --- remote environments ---------------------------------------------------------------------
+
+
+class RemoteScenario(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    description: str = ""
+    args_schema: dict[str, Any] = Field(
+        default_factory=lambda: {"type": "object"},
+        description="JSON schema of the scenario's args, checked when a run starts.",
+    )
+
+
+class RemoteEnvironmentConfig(BaseModel):
+    """An environment served by an MCP server or an HTTP tool server (README: remote
+    environments). Scenarios are the server's `setup` and `evaluate` tools."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=TOOL_NAME_PATTERN)
+    description: str = ""
+    transport: RemoteTransport
+    url: str | None = Field(
+        default=None, pattern=r"^https?://", description="mcp-http and http: the server's URL."
+    )
+    command: list[str] | None = Field(
+        default=None, min_length=1, description="mcp-stdio: the server's command line."
+    )
+    env: dict[str, str] = Field(
+        default_factory=dict, description="mcp-stdio: extra environment of the server process."
+    )
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="mcp-http and http: sent with every request."
+    )
+    scenarios: list[RemoteScenario] = Field(
+        default_factory=list,
+        description="Scenarios whose args the API checks; empty: any name, the server decides.",
+    )
+    system_prompt: str | None = None
+    call_timeout_seconds: float = Field(default=REMOTE_CALL_TIMEOUT_SECONDS, gt=0, le=3600)
+    max_attempts: int = Field(
+        default=REMOTE_MAX_ATTEMPTS,
+        ge=1,
+        le=100,
+        description="Tries of a call that failed for a reason "
+        "retrying can mend (unreachable, timed out, 5xx), with backoff, before the run fails.",
+    )
+
+    @model_validator(mode="after")
+    def _has_its_target(self) -> RemoteEnvironmentConfig:
+        if self.transport is RemoteTransport.mcp_stdio:
+            if not self.command:
+                raise ValueError(f"remote environment {self.name!r}: mcp-stdio needs a command")
+        elif not self.url:
+            raise ValueError(
+                f"remote environment {self.name!r}: {self.transport.value} needs a url"
+            )
+        return self
+
+    @property
+    def target(self) -> str:
+        """What logs and the registry show: never a URL's credentials or the headers."""
+        if self.command:
+            return " ".join(self.command)
+        parts = urlsplit(self.url or "")
+        host = parts.hostname or ""
+        netloc = f"{host}:{parts.port}" if parts.port else host
+        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+class RemoteCallPolicy(BaseModel):
+    """How the workflow calls a run's remote environment (from its config)."""
+
+    timeout_seconds: float = REMOTE_CALL_TIMEOUT_SECONDS
+    max_attempts: int = REMOTE_MAX_ATTEMPTS
 
 
 # --- evaluation and callbacks ----------------------------------------------------------------
@@ -1064,6 +1184,11 @@ class RunInput(BaseModel):
         default=None,
         description="Provider model calls go to this prefix + provider, a task queue whose "
         "rate limit holds across runs; unset: the run's own task queue.",
+    )
+    remote: RemoteCallPolicy | None = Field(
+        default=None,
+        description="Set when the environment or the tools are remote: tool calls are then "
+        "regular activities, and every remote call is retried this many times at most.",
     )
 
 

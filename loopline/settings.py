@@ -9,7 +9,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from loopline.logs import LogFormat
-from loopline.models import Provider
+from loopline.models import Provider, RemoteEnvironmentConfig
 
 DEFAULT_ENVIRONMENT_MODULES = ("environments.orders", "environments.trivia")
 
@@ -38,6 +38,12 @@ class Settings(BaseSettings):
     environment_modules: Annotated[list[str], NoDecode] = Field(
         default=list(DEFAULT_ENVIRONMENT_MODULES),
         description="Comma-separated Python modules that define environments.",
+    )
+    remote_environments: list[RemoteEnvironmentConfig] = Field(
+        default_factory=list,
+        description="Environments served by MCP servers or HTTP tool servers, as a JSON list "
+        '(README: remote environments): [{"name": "shop", "transport": "mcp-http", '
+        '"url": "http://shop:8000/mcp"}]. The API and every worker need the same list.',
     )
     log_level: str = "INFO"
     metrics_address: str | None = Field(

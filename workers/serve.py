@@ -41,9 +41,9 @@ async def serve_api_until(server: ApiServer, stop: asyncio.Event) -> None:
 
 
 async def run_worker_until(settings: Settings, stop: asyncio.Event, temporal: Client) -> None:
-    registry = Registry.from_modules(settings.environment_modules)
+    registry = Registry.from_modules(settings.environment_modules, settings.remote_environments)
     await ensure_search_attributes(temporal, settings.temporal_namespace)
-    async with open_store(settings.database_url) as store:
+    async with open_store(settings.database_url) as store, registry:
         box = load_secret_box(settings)
         caller = model_caller(store, box, settings)
         workers = [
