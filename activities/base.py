@@ -6,11 +6,15 @@ from collections import OrderedDict
 
 from activities.errors import permanent
 from loopline.environment import Environment, Scenario
-from loopline.models import RunSpec
+from loopline.models import RunSpec, ToolInfo
 from loopline.registry import Registry
+from loopline.remote import RemoteEnvironment, RemoteState
 from loopline.store import TraceStore
+from loopline.toolservers import CallMeta, ToolServer
 
 SPEC_CACHE_SIZE = 4096
+# The tools a run with remote tools was offered, listed once at setup.
+REMOTE_TOOLS_KEY = "setup:tools"
 
 
 class StoreActivities:
@@ -18,6 +22,7 @@ class StoreActivities:
         self.store = store
         self.registry = registry
         self._specs: OrderedDict[str, RunSpec] = OrderedDict()
+        self._remote_tools: OrderedDict[str, list[ToolInfo]] = OrderedDict()
 
     async def spec(self, run_id: str) -> RunSpec:
         """The run's spec; it never changes once written, so each worker reads it once."""
@@ -40,3 +45,38 @@ class StoreActivities:
             return self.registry.scenario(spec.environment, spec.scenario)
         except LookupError as error:
             raise permanent(f"this worker cannot run it: {error}", "UnknownScenario") from error
+
+    def remote(self, spec: RunSpec) -> RemoteEnvironment | None:
+        """The run's environment when it is remote; None when it runs in this process."""
+        try:
+            return self.registry.remote(spec.environment)
+        except LookupError as error:
+            raise permanent(f"this worker cannot run it: {error}", "UnknownEnvironment") from error
+
+    async def tool_server(self, spec: RunSpec) -> ToolServer | None:
+        """Where the run's tools are called: its tool_server_url, its remote environment's
+        server, or None for an in-process environment's own tools."""
+        if spec.llm.tool_server_url is not None and spec.remote is not None:
+            return await self.registry.servers.for_url(
+                spec.llm.tool_server_url, spec.remote.timeout_seconds
+            )
+        remote = self.remote(spec)
+        return remote.server if remote is not None else None
+
+    async def remote_tools(self, run_id: str) -> list[ToolInfo]:
+        """The remote tools offered to the run's model, as listed at setup."""
+        tools = self._remote_tools.get(run_id)
+        if tools is None:
+            event = await self.store.event_by_key(run_id, REMOTE_TOOLS_KEY)
+            if event is None:
+                raise permanent(f"run {run_id} has no tools listed at setup", "NoRemoteTools")
+            tools = [ToolInfo.model_validate(tool) for tool in event.data["tools"]]
+            self._remote_tools[run_id] = tools
+            if len(self._remote_tools) > SPEC_CACHE_SIZE:
+                self._remote_tools.popitem(last=False)
+        return tools
+
+    async def call_meta(self, run_id: str, key: str) -> CallMeta:
+        """What a remote call carries: the run, an idempotency key and the session."""
+        state = RemoteState.model_validate(await self.store.load_state(run_id) or {})
+        return CallMeta(run_id=run_id, idempotency_key=f"{run_id}:{key}", session=state.session)

@@ -14,11 +14,11 @@ from typing import Any
 from temporalio import activity
 
 from activities.base import StoreActivities
-from activities.errors import permanent
+from activities.errors import permanent, remote_failure
 from activities.heartbeats import heartbeating
 from activities.model_calls import ModelCaller
 from activities.providers import Ask, Purpose
-from loopline.environment import Outcome
+from loopline.environment import Outcome, Reward
 from loopline.models import (
     EvaluateInput,
     EvaluateResult,
@@ -32,7 +32,9 @@ from loopline.models import (
     RunSpec,
 )
 from loopline.registry import Registry
+from loopline.remote import RemoteEnvironment, RemoteScenarioError
 from loopline.store import TraceStore
+from loopline.toolservers import ToolServerError
 
 EVALUATE_KEY = "evaluate"
 JUDGE_SECRET = "judge"
@@ -138,23 +140,12 @@ class EvaluationActivities(StoreActivities):
     async def _scenario_result(
         self, request: EvaluateInput, spec: RunSpec, trajectory: list[Message]
     ) -> EvaluatorResult:
-        environment = self.environment(spec)
-        scenario = self.scenario(spec)
         run = await self.store.get_run(request.run_id)
-        outcome = Outcome(
-            args=spec.args,
-            state=environment.load_state(await self.store.load_state(request.run_id)),
-            answer=run.answer,
-            trajectory=trajectory,
-            stop_reason=request.stop_reason,
-        )
-        try:
-            reward = await scenario.run_evaluation(outcome)
-        except Exception as error:
-            raise permanent(
-                f"evaluation of scenario {spec.scenario!r} failed: {type(error).__name__}: {error}",
-                "ScenarioEvaluationFailed",
-            ) from error
+        remote = self.remote(spec)
+        if remote is not None:
+            reward = await self._remote_reward(request, spec, remote, run.answer)
+        else:
+            reward = await self._local_reward(request, spec, trajectory, run.answer)
         return EvaluatorResult(
             evaluator=Evaluator.scenario,
             score=reward.value,
@@ -162,6 +153,44 @@ class EvaluationActivities(StoreActivities):
             weight=_weight(spec.evaluation, Evaluator.scenario),
             details=reward.details,
         )
+
+    async def _local_reward(
+        self,
+        request: EvaluateInput,
+        spec: RunSpec,
+        trajectory: list[Message],
+        answer: str | None,
+    ) -> Reward:
+        environment = self.environment(spec)
+        outcome = Outcome(
+            args=spec.args,
+            state=environment.load_state(await self.store.load_state(request.run_id)),
+            answer=answer,
+            trajectory=trajectory,
+            stop_reason=request.stop_reason,
+        )
+        try:
+            return await self.scenario(spec).run_evaluation(outcome)
+        except Exception as error:
+            raise permanent(
+                f"evaluation of scenario {spec.scenario!r} failed: {type(error).__name__}: {error}",
+                "ScenarioEvaluationFailed",
+            ) from error
+
+    async def _remote_reward(
+        self, request: EvaluateInput, spec: RunSpec, remote: RemoteEnvironment, answer: str | None
+    ) -> Reward:
+        """The server's `evaluate` tool judges its own state, found by the run's session."""
+        meta = await self.call_meta(request.run_id, EVALUATE_KEY)
+        evaluation = {
+            "arguments": spec.args,
+            "answer": answer,
+            "stop_reason": request.stop_reason.value,
+        }
+        try:
+            return await remote.evaluate(spec.scenario, evaluation, meta)
+        except (ToolServerError, RemoteScenarioError) as error:
+            raise remote_failure(f"evaluation of scenario {spec.scenario!r}", error) from error
 
 
 def combine(results: list[EvaluatorResult]) -> tuple[float, bool]:

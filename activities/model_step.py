@@ -15,6 +15,7 @@ from loopline.models import (
     RunSpec,
     StepRef,
     ToolCallRef,
+    ToolInfo,
 )
 from loopline.registry import Registry
 from loopline.store import TraceStore
@@ -49,11 +50,9 @@ class ModelActivities(StoreActivities):
 
     async def _ask_model(self, ref: StepRef) -> Message:
         spec = await self.spec(ref.run_id)
-        environment = self.environment(spec)
         if summary_due(spec.llm, ref.step):
             await self._summarise(ref, spec)
-        offered = [tool.info() for name, tool in environment.tools.items() if spec.offers(name)]
-        tools = [*offered, *spec.client_tools]
+        tools = [*await self._offered_tools(ref.run_id, spec), *spec.client_tools]
 
         async def context() -> list[Message]:
             messages = await self.store.conversation(ref.run_id)
@@ -80,6 +79,12 @@ class ModelActivities(StoreActivities):
             run_fields={"steps": ref.step, **final_answer},
         )
         return Message.model_validate(recorded.data)
+
+    async def _offered_tools(self, run_id: str, spec: RunSpec) -> list[ToolInfo]:
+        if spec.remote is not None:
+            return await self.remote_tools(run_id)
+        environment = self.environment(spec)
+        return [tool.info() for name, tool in environment.tools.items() if spec.offers(name)]
 
     async def _summarise(self, ref: StepRef, spec: RunSpec) -> None:
         if await self.store.event_by_key(ref.run_id, summary_key(ref.step)) is not None:

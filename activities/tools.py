@@ -1,17 +1,24 @@
-"""Server-side tool calls of in-process environments, applied exactly once per call.
+"""Server-side tool calls, applied exactly once per call.
 
-The tool runs against the state loaded from the store; its result event and the changed
-state are committed in one transaction under the call's idempotency key. A retry (after a
-worker crash, say) finds that event and returns it without running the tool again.
+An in-process tool runs against the state loaded from the store; its result event and the
+changed state are committed in one transaction under the call's idempotency key. A retry
+(after a worker crash, say) finds that event and returns it without running the tool again.
+
+A remote tool (MCP server, HTTP tool server) is called with that idempotency key, so a
+retry after the server applied the call but before its result was recorded lets the
+server drop the duplicate.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from pydantic import BaseModel
 from temporalio import activity
 
 from activities.base import StoreActivities
-from activities.errors import permanent
+from activities.errors import permanent, remote_failure
+from activities.heartbeats import heartbeating
 from activities.model_step import model_key
 from loopline.environment import Tool, ToolContext, ToolError
 from loopline.models import (
@@ -22,7 +29,10 @@ from loopline.models import (
     ToolCall,
     ToolCallInput,
     ToolCallResult,
+    ToolInfo,
 )
+from loopline.remote import schema_problem
+from loopline.toolservers import InvalidToolCall, ToolServer, ToolServerError
 
 
 def tool_key(step: int, call_id: str) -> str:
@@ -32,19 +42,31 @@ def tool_key(step: int, call_id: str) -> str:
 class ToolActivities(StoreActivities):
     @activity.defn(name="call_tool")
     async def call_tool(self, request: ToolCallInput) -> ToolCallResult:
+        async with heartbeating():
+            return await self._call_tool(request)
+
+    async def _call_tool(self, request: ToolCallInput) -> ToolCallResult:
         key = tool_key(request.step, request.call_id)
         reply_key = model_key(request.step)
         snapshot = await self.store.snapshot(request.run_id, [key, reply_key])
         if key in snapshot.events:
             return ToolCallResult.model_validate(snapshot.events[key].data["outcome"])
         spec = await self.spec(request.run_id)
-        environment = self.environment(spec)
         call = _find_call(snapshot.events.get(reply_key), request)
         context = ToolContext(run_id=request.run_id, step=request.step, call_id=request.call_id)
-        state = environment.load_state(snapshot.state)
-        offered = {name: tool for name, tool in environment.tools.items() if spec.offers(name)}
-        content, is_error = _within_limit(call, *await _invoke(offered, call, state, context))
-        stop = not is_error and offered[call.name].stop
+        server = await self.tool_server(spec)
+        if server is None:
+            environment = self.environment(spec)
+            state = environment.load_state(snapshot.state)
+            offered = {name: tool for name, tool in environment.tools.items() if spec.offers(name)}
+            result = await _invoke(offered, call, state, context)
+            stop = not result[1] and offered[call.name].stop
+        else:
+            state = None
+            result = await self._call_remote(server, call, context)
+            stop = False
+        content, is_error = _within_limit(call, *result)
+        stop = stop and not is_error
         outcome = ToolCallResult(is_error=is_error, stop=stop)
         message = Message(
             role="tool", content=content, tool_call_id=call.id, name=call.name, is_error=is_error
@@ -58,6 +80,24 @@ class ToolActivities(StoreActivities):
             run_fields={"answer": content} if stop else None,
         )
         return ToolCallResult.model_validate(recorded.data["outcome"])
+
+    async def _call_remote(
+        self, server: ToolServer, call: ToolCall, context: ToolContext
+    ) -> tuple[str, bool]:
+        """Call the tool on its server; what the model can fix comes back as an error
+        result, what retrying may mend is retried, anything else fails the run."""
+        offered = {tool.name: tool for tool in await self.remote_tools(context.run_id)}
+        mistake = _call_mistake(offered, call)
+        if mistake is not None:
+            return mistake, True
+        meta = await self.call_meta(context.run_id, f"{context.step}:{context.call_id}")
+        try:
+            outcome = await server.call_tool(call.name, call.arguments, meta)
+        except InvalidToolCall as error:
+            return f"{call.name} was called wrongly: {error}", True
+        except ToolServerError as error:
+            raise remote_failure(f"tool {call.name}", error) from error
+        return outcome.text, outcome.is_error
 
 
 def _within_limit(call: ToolCall, content: str, is_error: bool) -> tuple[str, bool]:
@@ -84,20 +124,32 @@ def _find_call(reply: EventView | None, request: ToolCallInput) -> ToolCall:
     )
 
 
+def _call_mistake(offered: Mapping[str, Tool | ToolInfo], call: ToolCall) -> str | None:
+    """What is wrong with the call before it is made, said so that the model can fix it."""
+    tool = offered.get(call.name)
+    if tool is None:
+        available = ", ".join(sorted(offered)) or "none"
+        return f"unknown tool {call.name!r}; available tools: {available}"
+    if call.invalid_arguments is not None:
+        return (
+            f"the arguments of {call.name} are not valid JSON object text: "
+            f"{call.invalid_arguments!r}; call it again with a JSON object"
+        )
+    if isinstance(tool, ToolInfo):
+        problem = schema_problem(tool.parameters, call.arguments)
+        if problem is not None:
+            return f"invalid arguments for {call.name}: {problem}"
+    return None
+
+
 async def _invoke(
     offered: dict[str, Tool], call: ToolCall, state: BaseModel | None, context: ToolContext
 ) -> tuple[str, bool]:
     """Run the tool; errors the model can act on come back as an error result."""
-    tool = offered.get(call.name)
-    if tool is None:
-        available = ", ".join(sorted(offered)) or "none"
-        return f"unknown tool {call.name!r}; available tools: {available}", True
-    if call.invalid_arguments is not None:
-        return (
-            f"the arguments of {call.name} are not valid JSON object text: "
-            f"{call.invalid_arguments!r}; call it again with a JSON object",
-            True,
-        )
+    mistake = _call_mistake(offered, call)
+    if mistake is not None:
+        return mistake, True
+    tool = offered[call.name]
     try:
         return await tool.invoke(call.arguments, state, context), False
     except ToolError as error:

@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
         EvaluateInput,
         MessageAck,
         ModelStepResult,
+        RemoteCallPolicy,
         RunInput,
         RunRef,
         RunResult,
@@ -48,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
         TeardownInput,
         ToolCallInput,
         ToolCallRef,
+        ToolCallResult,
         ToolResult,
         ToolResultsInput,
         UserMessage,
@@ -66,6 +68,9 @@ LIFECYCLE_TIMEOUT = timedelta(minutes=10)
 # idempotency key, so a call re-run after a crash returns what was recorded.
 LOCAL_STEP_TIMEOUT = timedelta(minutes=2)
 RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
+# A remote tool call may take the environment's whole call timeout; this much more lets the
+# activity report the server's timeout itself rather than be cut off by Temporal's.
+REMOTE_MARGIN = timedelta(seconds=5)
 # A provider call is slow and may be rate limited: a regular activity that any worker can
 # pick up, heartbeating while it waits, retried with backoff (at least as long as a
 # retry-after asks) a bounded number of times before the run fails with the provider's error.
@@ -218,7 +223,10 @@ class RunWorkflow:
             if run.carry is None:
                 self._details("setting up the scenario")
                 await _lifecycle(
-                    ScenarioActivities.setup, run, f"setup {run.environment}/{run.scenario}"
+                    ScenarioActivities.setup,
+                    run,
+                    f"setup {run.environment}/{run.scenario}",
+                    self._lifecycle_retry(),
                 )
             if self._state.cancel_requested:
                 return RunStatus.cancelled, StopReason.cancelled, None
@@ -235,6 +243,7 @@ class RunWorkflow:
                 EvaluationActivities.evaluate,
                 EvaluateInput(run_id=run.run_id, stop_reason=stop_reason),
                 f"evaluate {run.scenario}",
+                self._lifecycle_retry(),
             )
         except ActivityError as error:
             return RunStatus.failed, StopReason.error, _describe(error)
@@ -304,16 +313,36 @@ class RunWorkflow:
                 if call.name in run.client_tools:
                     continue
                 self._details(f"step {turn_step}/{run.max_steps} · running tool {call.name}")
-                result = await _local(
-                    ToolActivities.call_tool,
-                    ToolCallInput(run_id=run.run_id, step=step, call_id=call.id),
-                    f"tool {call.name}",
+                result = await self._tool_call(
+                    ToolCallInput(run_id=run.run_id, step=step, call_id=call.id), call.name
                 )
                 if result.stop:
                     return StopReason.stop_tool
             if client_calls and not await self._results_of(step, client_calls):
                 return StopReason.input_timeout
         return StopReason.max_steps
+
+    async def _tool_call(self, call: ToolCallInput, name: str) -> ToolCallResult:
+        """An in-process tool as a local activity; a remote one as a regular activity that
+        heartbeats, timed and retried as its environment says."""
+        remote = self._run.remote
+        if remote is None:
+            return await _local(ToolActivities.call_tool, call, f"tool {name}")
+        return await _cancellable(
+            workflow.execute_activity_method(
+                ToolActivities.call_tool,
+                call,
+                start_to_close_timeout=timedelta(seconds=remote.timeout_seconds) + REMOTE_MARGIN,
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                retry_policy=_remote_retry(remote),
+                summary=f"tool {name} (remote)",
+            )
+        )
+
+    def _lifecycle_retry(self) -> RetryPolicy:
+        """Setup and evaluation of a remote environment are tried a bounded number of
+        times: an unreachable server fails the run instead of leaving it retrying."""
+        return RETRY if self._run.remote is None else _remote_retry(self._run.remote)
 
     async def _results_of(self, step: int, calls: list[ToolCallRef]) -> bool:
         """Wait for the caller to run its tools; false if input_timeout_seconds passed."""
@@ -547,8 +576,20 @@ def _mismatch(expected: list[str], given: list[str]) -> str | None:
     return f"{'; '.join(problems)} (pending calls: {', '.join(expected)})"
 
 
+def _remote_retry(policy: RemoteCallPolicy) -> RetryPolicy:
+    return RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=30),
+        maximum_attempts=policy.max_attempts,
+    )
+
+
 async def _lifecycle(
-    method: Callable[[Any, InputT], Awaitable[OutputT]], arg: InputT, summary: str
+    method: Callable[[Any, InputT], Awaitable[OutputT]],
+    arg: InputT,
+    summary: str,
+    retry_policy: RetryPolicy = RETRY,
 ) -> OutputT:
     return await _cancellable(
         workflow.execute_activity_method(
@@ -556,7 +597,7 @@ async def _lifecycle(
             arg,
             start_to_close_timeout=LIFECYCLE_TIMEOUT,
             heartbeat_timeout=HEARTBEAT_TIMEOUT,
-            retry_policy=RETRY,
+            retry_policy=retry_policy,
             summary=summary,
         )
     )
