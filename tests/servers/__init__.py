@@ -1,0 +1,1 @@
+"""Servers that tests start as separate processes: remote environments' MCP and HTTP servers."""
