@@ -1,0 +1,208 @@
+"""Overhead of a remote tool call (MCP) over an in-process tool, per call.
+
+The same episode (N tool calls that put an item in a cart, then an answer) runs as a
+Loopline run (real dev server, in-process worker) against
+  (a) an in-process environment whose tool appends to the run's state;
+  (b) tests/servers/mcp_shop.py over streamable HTTP, in its own process;
+  (c) the same server over stdio, a subprocess of the worker.
+It prints the median ms per tool call of each and the overhead of (b) and (c) over (a),
+and, apart from Temporal, the median of a bare MCP call on a kept-open connection.
+
+    python -m bench.remote_tools [--calls 50] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+from pydantic import BaseModel
+from temporalio.client import Client
+
+from activities.model_calls import ModelCaller
+from loopline.environment import Environment
+from loopline.models import (
+    RemoteCallPolicy,
+    RemoteEnvironmentConfig,
+    RemoteTransport,
+    RunInput,
+    RunSpec,
+    Script,
+    ScriptedStep,
+    ScriptedToolCall,
+)
+from loopline.pricing import PriceTable
+from loopline.registry import Registry
+from loopline.secrets import SecretBox
+from loopline.store import TraceStore, open_store, workflow_id_for
+from loopline.temporal import initial_search_attributes
+from loopline.toolservers import CallMeta
+from tests.harness import dev_server
+from tests.servers.processes import ShopServer
+from workers.embedded import ONE_PARTITION
+from workers.worker import build_worker
+from workflows.run import RunWorkflow
+
+ITEMS = {"items": ["apple"]}
+
+
+class Cart(BaseModel):
+    items: list[str] = []
+
+
+local_shop = Environment("local-shop", state=Cart)
+
+
+@local_shop.tool
+def add_item(item: str, price: float, cart: Cart) -> str:
+    """Put an item in the cart."""
+    cart.items.append(item)
+    return f"added {item}; the cart holds {len(cart.items)} items"
+
+
+@local_shop.scenario
+def buy(items: list[str]) -> object:
+    return Environment.setup(f"put {', '.join(items)} in the cart", Cart())
+
+
+@buy.evaluation
+def _all_there(outcome: object) -> float:
+    return 1.0
+
+
+def episode(calls: int) -> Script:
+    add = ScriptedToolCall(name="add_item", arguments={"item": "apple", "price": 1.0})
+    return Script(
+        steps=[
+            *(ScriptedStep(tool_calls=[add]) for _ in range(calls)),
+            ScriptedStep(content="done"),
+        ]
+    )
+
+
+async def timed_run(client: Client, store: TraceStore, environment: str, calls: int) -> float:
+    run_id = uuid.uuid4().hex
+    remote = None if environment == local_shop.name else RemoteCallPolicy()
+    spec = RunSpec(
+        environment=environment,
+        scenario="buy",
+        args=ITEMS,
+        model="scripted",
+        script=episode(calls),
+        max_steps=calls + 1,
+        remote=remote,
+    )
+    await store.create_run(run_id, run_id, spec)
+    run = RunInput(
+        run_id=run_id,
+        environment=environment,
+        scenario="buy",
+        model="scripted",
+        max_steps=calls + 1,
+        remote=remote,
+    )
+    started = time.perf_counter()
+    result = await client.execute_workflow(
+        RunWorkflow.run,
+        run,
+        id=workflow_id_for(run_id),
+        task_queue="bench",
+        search_attributes=initial_search_attributes(run),
+    )
+    assert result.status.value == "completed", result
+    return time.perf_counter() - started
+
+
+async def bare_calls(registry: Registry, count: int) -> list[float]:
+    """ms of each `add_item` call on the HTTP server's kept-open connection."""
+    remote = registry.remote("mcp-http-shop")
+    assert remote is not None
+    setup = await remote.setup("buy", ITEMS, CallMeta("bench", f"bench:{uuid.uuid4().hex}"))
+    session = setup.state.session if isinstance(setup.state, BaseModel) else None
+    times = []
+    for index in range(count):
+        meta = CallMeta("bench", f"bench:{uuid.uuid4().hex}:{index}", str(session))
+        started = time.perf_counter()
+        await remote.server.call_tool("add_item", {"item": "pear", "price": 1.0}, meta)
+        times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
+async def main(calls: int, repeats: int) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        shop = ShopServer(log=Path(folder) / "shop.log")
+        await shop.start()
+        stdio = [sys.executable, "-m", "tests.servers.mcp_shop", "--stdio"]
+        remotes = [
+            RemoteEnvironmentConfig(
+                name="mcp-http-shop", transport=RemoteTransport.mcp_http, url=shop.url
+            ),
+            RemoteEnvironmentConfig(
+                name="mcp-stdio-shop", transport=RemoteTransport.mcp_stdio, command=stdio
+            ),
+        ]
+        server = await dev_server(dev_server_extra_args=ONE_PARTITION)
+        try:
+            async with (
+                open_store(f"sqlite:///{Path(folder) / 'bench.db'}") as store,
+                Registry([local_shop], remotes) as registry,
+            ):
+                box = SecretBox(Fernet.generate_key())
+                caller = ModelCaller(store, box, PriceTable.load(None))
+                async with build_worker(server.client, "bench", store, registry, caller, box):
+                    names = [local_shop.name, "mcp-http-shop", "mcp-stdio-shop"]
+                    for name in names:
+                        await timed_run(server.client, store, name, 3)  # warm-up
+                    timings = {
+                        name: [
+                            await timed_run(server.client, store, name, calls)
+                            for _ in range(repeats)
+                        ]
+                        for name in names
+                    }
+                    bare = await bare_calls(registry, 200)
+        finally:
+            await server.shutdown()
+            shop.stop()
+    report(calls, timings, bare)
+
+
+def report(calls: int, timings: dict[str, list[float]], bare: list[float]) -> None:
+    per_call = {name: statistics.median(t) / calls * 1000 for name, t in timings.items()}
+    local = per_call[local_shop.name]
+    print(
+        f"{calls} tool calls per run, median of {len(timings[local_shop.name])} runs, "
+        "ms per tool call (model step included):"
+    )
+    labels = {
+        local_shop.name: "(a) in-process tool (local activity)",
+        "mcp-http-shop": "(b) MCP over streamable HTTP (activity)",
+        "mcp-stdio-shop": "(c) MCP over stdio (activity)",
+    }
+    for name, label in labels.items():
+        print(f"  {label:44s} {per_call[name]:8.2f}")
+    for name in ("mcp-http-shop", "mcp-stdio-shop"):
+        overhead = per_call[name] - local
+        print(
+            f"  overhead of {labels[name][:3]} over (a): {overhead:6.2f} ms per call "
+            f"({per_call[name] / local:.1f}x)"
+        )
+    print(
+        f"  a bare MCP call on a kept-open HTTP connection: median "
+        f"{statistics.median(bare):.2f} ms (of {len(bare)})"
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--calls", type=int, default=50)
+    parser.add_argument("--repeats", type=int, default=5)
+    options = parser.parse_args()
+    asyncio.run(main(options.calls, options.repeats))
