@@ -40,6 +40,7 @@ from loopline.models import (
 )
 from loopline.pricing import PriceTable
 from loopline.registry import Registry
+from loopline.remote import RemoteState
 from loopline.secrets import SecretBox
 from loopline.store import TraceStore, open_store, workflow_id_for
 from loopline.temporal import initial_search_attributes
@@ -125,7 +126,7 @@ async def bare_calls(registry: Registry, count: int) -> list[float]:
     remote = registry.remote("mcp-http-shop")
     assert remote is not None
     setup = await remote.setup("buy", ITEMS, CallMeta("bench", f"bench:{uuid.uuid4().hex}"))
-    session = setup.state.session if isinstance(setup.state, BaseModel) else None
+    session = setup.state.session if isinstance(setup.state, RemoteState) else None
     times = []
     for index in range(count):
         meta = CallMeta("bench", f"bench:{uuid.uuid4().hex}:{index}", str(session))
