@@ -171,6 +171,23 @@ async def test_schema_invalid_arguments_go_back_to_the_model_unsent(
     assert len(keys_of((await shop.stats())["received"], run["run_id"])) == 3
 
 
+async def test_a_cancelled_run_releases_its_session(
+    api: httpx.AsyncClient, shop: ShopServer
+) -> None:
+    steps = [*adding("apple"), tool_step("view_cart", delay=30), answer_step("ok")]
+    run_id = (await api.post("/v1/runs", json=buying(*steps))).json()["run_id"]
+    while not keys_of((await shop.stats())["applied"], run_id).keys() - {f"{run_id}:setup"}:
+        await _pause()
+    session = (await shop.stats())["sessions"]
+    await api.post(f"/v1/runs/{run_id}/cancel", json={"reason": "test"})
+    run = await wait_for_run(api, run_id, within=30)
+
+    assert run["status"] == "cancelled"
+    stats = await shop.stats()
+    assert set(session) - set(stats["sessions"]), "the run's cart was released"
+    assert set(session) & set(stats["released"])
+
+
 async def test_a_worker_killed_mid_call_applies_each_side_effect_once(
     remote_stack: Stack, api: httpx.AsyncClient, shop: ShopServer
 ) -> None:
