@@ -65,8 +65,9 @@ class ScenarioActivities(StoreActivities):
         )
 
     async def _local_setup(self, spec: RunSpec) -> Setup:
+        scenario = self.scenario(spec)
         try:
-            return await self.scenario(spec).run_setup(spec.args)
+            return await scenario.run_setup(spec.args)
         except Exception as error:
             raise permanent(
                 f"setup of scenario {spec.scenario!r} failed: {type(error).__name__}: {error}",
