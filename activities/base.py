@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Any, TypeVar
 
 from activities.errors import permanent
 from loopline.environment import Environment, Scenario
@@ -13,6 +14,7 @@ from loopline.store import TraceStore
 from loopline.toolservers import CallMeta, ToolServer
 
 SPEC_CACHE_SIZE = 4096
+CachedT = TypeVar("CachedT")
 # The tools a run with remote tools was offered, listed once at setup.
 REMOTE_TOOLS_KEY = "setup:tools"
 
@@ -29,9 +31,7 @@ class StoreActivities:
         spec = self._specs.get(run_id)
         if spec is None:
             spec = await self.store.run_spec(run_id)
-            self._specs[run_id] = spec
-            if len(self._specs) > SPEC_CACHE_SIZE:
-                self._specs.popitem(last=False)
+            _remember(self._specs, run_id, spec)
         return spec
 
     def environment(self, spec: RunSpec) -> Environment:
@@ -71,12 +71,22 @@ class StoreActivities:
             if event is None:
                 raise permanent(f"run {run_id} has no tools listed at setup", "NoRemoteTools")
             tools = [ToolInfo.model_validate(tool) for tool in event.data["tools"]]
-            self._remote_tools[run_id] = tools
-            if len(self._remote_tools) > SPEC_CACHE_SIZE:
-                self._remote_tools.popitem(last=False)
+            _remember(self._remote_tools, run_id, tools)
         return tools
 
     async def call_meta(self, run_id: str, key: str) -> CallMeta:
-        """What a remote call carries: the run, an idempotency key and the session."""
-        state = RemoteState.model_validate(await self.store.load_state(run_id) or {})
-        return CallMeta(run_id=run_id, idempotency_key=f"{run_id}:{key}", session=state.session)
+        """What a remote call carries, with the session read from the run's state."""
+        return remote_call_meta(run_id, key, await self.store.load_state(run_id))
+
+
+def remote_call_meta(run_id: str, key: str, state: dict[str, Any] | None) -> CallMeta:
+    """What a remote call carries: the run, an idempotency key and the session in `state`."""
+    session = RemoteState.model_validate(state or {}).session
+    return CallMeta(run_id=run_id, idempotency_key=f"{run_id}:{key}", session=session)
+
+
+def _remember(cache: OrderedDict[str, CachedT], run_id: str, value: CachedT) -> None:
+    """Keep `value` for the run; the oldest run is forgotten beyond SPEC_CACHE_SIZE."""
+    cache[run_id] = value
+    if len(cache) > SPEC_CACHE_SIZE:
+        cache.popitem(last=False)

@@ -12,11 +12,12 @@ server drop the duplicate.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from pydantic import BaseModel
 from temporalio import activity
 
-from activities.base import StoreActivities
+from activities.base import StoreActivities, remote_call_meta
 from activities.errors import permanent, remote_failure
 from activities.heartbeats import heartbeating
 from activities.model_step import model_key
@@ -63,7 +64,7 @@ class ToolActivities(StoreActivities):
             stop = not result[1] and offered[call.name].stop
         else:
             state = None
-            result = await self._call_remote(server, call, context)
+            result = await self._call_remote(server, call, context, snapshot.state)
             stop = False
         content, is_error = _within_limit(call, *result)
         stop = stop and not is_error
@@ -82,7 +83,11 @@ class ToolActivities(StoreActivities):
         return ToolCallResult.model_validate(recorded.data["outcome"])
 
     async def _call_remote(
-        self, server: ToolServer, call: ToolCall, context: ToolContext
+        self,
+        server: ToolServer,
+        call: ToolCall,
+        context: ToolContext,
+        state: dict[str, Any] | None,
     ) -> tuple[str, bool]:
         """Call the tool on its server; what the model can fix comes back as an error
         result, what retrying may mend is retried, anything else fails the run."""
@@ -90,7 +95,7 @@ class ToolActivities(StoreActivities):
         mistake = _call_mistake(offered, call)
         if mistake is not None:
             return mistake, True
-        meta = await self.call_meta(context.run_id, f"{context.step}:{context.call_id}")
+        meta = remote_call_meta(context.run_id, f"{context.step}:{context.call_id}", state)
         try:
             outcome = await server.call_tool(call.name, call.arguments, meta)
         except InvalidToolCall as error:
