@@ -113,7 +113,7 @@ class Gate:
         credential = _bearer(request)
         if credential is None:
             raise _unauthorized(
-                "send an API key: 'Authorization: Bearer ll_...' "
+                "send an API key: 'Authorization: Bearer ll_...' or 'X-API-KEY: ll_...' "
                 "(create one with `loopline keys create`)"
             )
         if not is_api_key(credential):
@@ -158,6 +158,10 @@ def _bearer(request: Request) -> str | None:
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value:
         return value.strip()
+    # The agents API (and clients written for it) send the key as X-API-KEY.
+    api_key = request.headers.get("x-api-key", "").strip()
+    if api_key:
+        return api_key
     # Browsers' EventSource cannot set headers; the stream takes the credential as a parameter.
     return request.query_params.get("token")
 

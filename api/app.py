@@ -9,14 +9,17 @@ from fastapi import FastAPI
 from temporalio.client import Client
 
 from api.access import Gate, ReadAccess, Signer
+from api.agents import AgentService
 from api.artifacts import ArtifactService
 from api.batches import BatchService
+from api.dialects import ROUTERS
 from api.errors import install_error_handlers
 from api.live import LiveEvents
 from api.observability import RequestObserver
 from api.routes import artifacts, batches, commands, environments, keys, runs, tasksets
 from api.service import RunService
 from api.tasksets import TasksetService
+from loopline.agents import AgentCatalog
 from loopline.blobs import open_blob_store
 from loopline.catalog import Catalog
 from loopline.keys import KeyStore
@@ -46,7 +49,9 @@ def create_app(settings: Settings, temporal: Client) -> FastAPI:
                 settings.task_queue,
                 settings.temporal_ui_url,
                 settings.session_history_limit,
+                settings.relay_webhooks,
             )
+            app.state.agents = AgentService(AgentCatalog(store.db), app.state.service, store)
             app.state.live_events = LiveEvents(
                 store, temporal, settings.event_poll_seconds, settings.sse_keepalive_seconds
             )
@@ -81,6 +86,8 @@ def create_app(settings: Settings, temporal: Client) -> FastAPI:
     app.include_router(batches.router)
     app.include_router(environments.router, dependencies=[ReadAccess])
     app.include_router(keys.router)
+    for dialect in ROUTERS:
+        app.include_router(dialect)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

@@ -102,6 +102,7 @@ class BatchService:
                 total=len(new_runs),
                 metadata=request.metadata,
                 project=project,
+                source=request.source,
             ),
             new_runs,
         )
@@ -126,6 +127,7 @@ class BatchService:
         include_runs: bool,
         limit: int,
         offset: int,
+        source: str | None = None,
     ) -> BatchPage:
         found = await self._catalog.taskset(taskset, project) if taskset else None
         total, records = await self._catalog.list_batches(
@@ -133,6 +135,7 @@ class BatchService:
             status=status,
             kind=kind,
             taskset_id=found.taskset_id if found else None,
+            source=source,
             limit=limit,
             offset=offset,
         )
@@ -330,6 +333,7 @@ class BatchService:
             run_ids=[o.run_id for o in runs.outcomes] if include_runs else None,
             cancel_requested=record.cancel_requested,
             metadata=record.metadata,
+            source=record.source,
             workflow_id=workflow_id,
             temporal_ui_url=ui_link(self._temporal_ui_url, self._client.namespace, workflow_id),
             created_at=record.created_at,

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 
 from api.access import Gate
+from api.agents import AgentService
 from api.artifacts import ArtifactService
 from api.batches import BatchService
 from api.live import LiveEvents
@@ -45,6 +46,11 @@ def get_batches(request: Request) -> BatchService:
     return batches
 
 
+def get_agents(request: Request) -> AgentService:
+    agents: AgentService = request.app.state.agents
+    return agents
+
+
 def get_tasksets(request: Request) -> TasksetService:
     tasksets: TasksetService = request.app.state.tasksets
     return tasksets
@@ -52,6 +58,7 @@ def get_tasksets(request: Request) -> TasksetService:
 
 Service = Annotated[RunService, Depends(get_service)]
 Batches = Annotated[BatchService, Depends(get_batches)]
+Agents = Annotated[AgentService, Depends(get_agents)]
 Tasksets = Annotated[TasksetService, Depends(get_tasksets)]
 Live = Annotated[LiveEvents, Depends(get_live_events)]
 Artifacts = Annotated[ArtifactService, Depends(get_artifacts)]

@@ -10,8 +10,13 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from loopline.agents import AgentNotFoundError
 from loopline.catalog import BatchNotFoundError, TasksetNotFoundError
 from loopline.store import RunNotFoundError
+
+
+class TaskNotFoundError(LookupError):
+    """No task by that reference in the caller's project (404)."""
 
 
 class InvalidRequestError(Exception):
@@ -77,6 +82,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _invalid(_: Request, error: InvalidRequestError) -> JSONResponse:
         return JSONResponse(status_code=422, content=_detail(error.loc, error.message, "invalid"))
 
+    @app.exception_handler(AgentNotFoundError)
+    @app.exception_handler(TaskNotFoundError)
     @app.exception_handler(RunNotFoundError)
     @app.exception_handler(ArtifactNotFoundError)
     @app.exception_handler(TasksetNotFoundError)

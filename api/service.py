@@ -20,10 +20,12 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.errors import ConflictError, InvalidRequestError, UnavailableError
+from api.errors import ConflictError, InvalidRequestError, TaskNotFoundError, UnavailableError
 from api.run_requests import resolve, run_input
+from api.task_requests import task_request
 from loopline.catalog import Catalog, TasksetNotFoundError
 from loopline.models import (
+    SCRIPTED_MODEL,
     AppendLogResult,
     CancelRequest,
     CloseRequest,
@@ -34,6 +36,8 @@ from loopline.models import (
     EventView,
     LogEntry,
     MessageAck,
+    RelayAck,
+    RelayMessage,
     RunInput,
     RunPage,
     RunPatch,
@@ -41,6 +45,8 @@ from loopline.models import (
     RunSpec,
     RunStatus,
     RunView,
+    TaskDefinition,
+    TasksetView,
     UserMessage,
     UserMessageRequest,
 )
@@ -48,6 +54,7 @@ from loopline.registry import Registry
 from loopline.secrets import SecretBox
 from loopline.store import TraceStore, workflow_id_for
 from loopline.temporal import initial_search_attributes, ui_link
+from workflows.relay import RelayWorkflow
 from workflows.run import NOT_ACCEPTING, NOT_AWAITING, WRONG_TOOL_CALLS, RunWorkflow
 
 T = TypeVar("T")
@@ -55,6 +62,8 @@ T = TypeVar("T")
 # workflow: a dead worker's workflow task times out after 10 s, then a new one replays it.
 CONTINUE_GRACE_SECONDS = 30.0
 CONTINUE_RETRY_SECONDS = 0.5
+TURN_POLL_SECONDS = 0.1
+WAITING_FOR_CALLER = frozenset({RunStatus.awaiting_input, RunStatus.idle})
 
 
 class RunService:
@@ -68,7 +77,9 @@ class RunService:
         task_queue: str,
         temporal_ui_url: str | None,
         session_history_limit: int,
+        relay_webhooks: dict[str, str],
     ) -> None:
+        self._relay_webhooks = relay_webhooks
         self._store = store
         self._catalog = catalog
         self._client = client
@@ -94,11 +105,14 @@ class RunService:
 
     # --- runs ----------------------------------------------------------------------------------
 
-    async def start_run(self, request: RunRequest, project: str) -> tuple[RunView, bool]:
+    async def start_run(
+        self, request: RunRequest, project: str, *, task: str | None = None
+    ) -> tuple[RunView, bool]:
         """Start a run, or return the one already started with this run id and body (in the
-        same project: another project's run id is a conflict, never an answer)."""
+        same project: another project's run id is a conflict, never an answer). `task` is
+        the slug of the task of `request.taskset` the run plays."""
         resolved = resolve(request, self._registry)
-        spec = resolved.spec.model_copy(update={"project": project})
+        spec = resolved.spec.model_copy(update={"project": project, "task": task})
         spec = await self._join_taskset(spec, request.taskset)
         run_id = request.run_id or uuid.uuid4().hex
         identity = identity_hash({**request.identity(), "project": project})
@@ -120,6 +134,33 @@ class RunService:
         if request.sync:
             await self._wait(run_id, request.timeout)
         return await self.get_run(run_id), existing_identity is None
+
+    async def find_task(self, ref: str, project: str) -> tuple[TasksetView, TaskDefinition]:
+        """A task by `taskset:slug`, or by its slug alone when one taskset has it."""
+        taskset, colon, slug = ref.rpartition(":")
+        if colon:
+            found = await self._catalog.taskset(taskset, project, with_tasks=True)
+            for task_view in found.tasks or []:
+                if task_view.slug == slug:
+                    return found.model_copy(update={"tasks": None}), task_view.task
+            raise TaskNotFoundError(f"taskset {taskset!r} has no task {slug!r}")
+        matches = await self._catalog.tasks_by_slug(ref, project)
+        if not matches:
+            raise TaskNotFoundError(f"no task {ref!r}; name one as 'taskset:slug'")
+        if len(matches) > 1:
+            names = ", ".join(f"{view.name}:{ref}" for view, _ in matches)
+            raise ConflictError(f"several tasksets have a task {ref!r}; name one of {names}")
+        [(taskset_view, only)] = matches
+        return taskset_view, only.task
+
+    async def start_task_run(
+        self, ref: str, options: dict[str, Any], project: str
+    ) -> tuple[RunView, bool]:
+        """Start a run of a taskset's task; `options` are the run request's other fields."""
+        taskset, task = await self.find_task(ref, project)
+        fields = {"model": SCRIPTED_MODEL, **options, "taskset": taskset.taskset_id}
+        request = task_request(task, **fields)
+        return await self.start_run(request, project, task=task.slug)
 
     async def _join_taskset(self, spec: RunSpec, taskset: str | None) -> RunSpec:
         """A run started with a taskset joins the taskset's job (its standing batch)."""
@@ -155,13 +196,16 @@ class RunService:
         batch_id: str | None,
         limit: int,
         offset: int,
+        task: tuple[str, str] | None = None,
     ) -> RunPage:
+        """Runs, newest first; `task` is (taskset id, slug)."""
         total, views = await self._store.list_runs(
             project=project,
             environment=environment,
             scenario=scenario,
             status=status,
             batch_id=batch_id,
+            task=task,
             limit=limit,
             offset=offset,
         )
@@ -234,6 +278,36 @@ class RunService:
                 if view.status is not RunStatus.awaiting_input or late:
                     raise
             await asyncio.sleep(CONTINUE_RETRY_SECONDS)
+
+    async def relay_message(self, run_id: str, text: str, message_id: str | None) -> RelayAck:
+        """Queue `text` for the run's project relay webhook (delivered by a workflow)."""
+        view = await self._store.get_run(run_id)
+        if view.project not in self._relay_webhooks:
+            raise InvalidRequestError(
+                ["body", "text"],
+                f"project {view.project!r} has no relay webhook: add it to "
+                "LOOPLINE_RELAY_WEBHOOKS (a JSON map of project to URL) on the API and workers",
+            )
+        message = RelayMessage(
+            message_id=message_id or uuid.uuid4().hex,
+            project=view.project,
+            run_id=run_id,
+            task=view.task,
+            text=text,
+        )
+        workflow_id = f"relay-{run_id}-{message.message_id}"
+        try:
+            await self._client.start_workflow(
+                RelayWorkflow.run,
+                message,
+                id=workflow_id,
+                task_queue=self._task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                static_summary=f"relay a message of run {run_id}",
+            )
+        except RPCError as error:
+            raise UnavailableError(f"Temporal did not accept the relay: {error.message}") from error
+        return RelayAck(message_id=message.message_id, workflow_id=workflow_id)
 
     # --- what callers attach to a run ----------------------------------------------------------
 
@@ -321,6 +395,18 @@ class RunService:
             raise UnavailableError(
                 f"could not reach the run's workflow: {error.message}"
             ) from error
+
+    async def wait_for_turn(self, run_id: str, seconds: float) -> RunView:
+        """The run once it has ended or waits for its caller (client tool results, or a
+        session's next message), or as it is after `seconds`."""
+        deadline = asyncio.get_running_loop().time() + seconds
+        while True:
+            view = await self.get_run(run_id)
+            if view.status.is_final or view.status in WAITING_FOR_CALLER:
+                return view
+            if asyncio.get_running_loop().time() > deadline:
+                return view
+            await asyncio.sleep(TURN_POLL_SECONDS)
 
     async def _wait(self, run_id: str, seconds: int) -> None:
         handle = self._client.get_workflow_handle(workflow_id_for(run_id))

@@ -53,6 +53,7 @@ class NewBatch:
     total: int
     metadata: dict[str, Any]
     project: str
+    source: str
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class BatchRecord:
     metadata: dict[str, Any]
     created_at: datetime
     ended_at: datetime | None
+    source: str
 
 
 @dataclass(frozen=True)
@@ -157,6 +159,27 @@ class Catalog:
 
         return await self._db.call(work)
 
+    async def tasks_by_slug(self, slug: str, project: str) -> list[tuple[TasksetView, TaskView]]:
+        """The project's tasks with this slug, one per taskset that has it."""
+
+        def work() -> list[tuple[TasksetView, TaskView]]:
+            with self._db.reader.connect() as conn:
+                rows = conn.execute(
+                    select(tasksets.c.taskset_id)
+                    .join(tasks, tasks.c.taskset_id == tasksets.c.taskset_id)
+                    .where(tasksets.c.project == project, tasks.c.slug == slug)
+                    .order_by(tasksets.c.name)
+                ).all()
+                found = []
+                for row in rows:
+                    taskset_row = _taskset_row(conn, row.taskset_id, project)
+                    view = _taskset_view(taskset_row, _task_count(conn, row.taskset_id), None)
+                    [task] = [t for t in _tasks_of(conn, row.taskset_id) if t.slug == slug]
+                    found.append((view, task))
+            return found
+
+        return await self._db.call(work)
+
     async def list_tasksets(self, project: str, limit: int, offset: int) -> TasksetPage:
         query = select(tasksets).where(tasksets.c.project == project)
 
@@ -210,6 +233,7 @@ class Catalog:
                             total=batch.total,
                             cancel_requested=False,
                             metadata=batch.metadata,
+                            source=batch.source,
                             created_at=utcnow(),
                         )
                     )
@@ -280,10 +304,13 @@ class Catalog:
         status: BatchStatus | None,
         kind: BatchKind | None,
         taskset_id: str | None,
+        source: str | None,
         limit: int,
         offset: int,
     ) -> tuple[int, list[BatchRecord]]:
         conditions = [batches.c.project == project]
+        if source is not None:
+            conditions.append(batches.c.source == source)
         if status is not None:
             conditions.append(batches.c.status == status.value)
         if kind is not None:
@@ -510,4 +537,5 @@ def _batch_record(row: RowMapping) -> BatchRecord:
         metadata=row["metadata"],
         created_at=aware(row["created_at"]),  # type: ignore[arg-type]
         ended_at=aware(row["ended_at"]),
+        source=row["source"],
     )

@@ -37,6 +37,7 @@ ARTIFACT_NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.
 TASK_SLUG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
 TASKSET_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 _.:/-]{0,127}$"
 MAX_ROLLOUTS = 20_000
+BATCH_SOURCE_API = "api"
 # Rows from before projects existed, and everything of a single-team deployment.
 DEFAULT_PROJECT = "default"
 PROJECT_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
@@ -1047,6 +1048,11 @@ class BatchRequest(BaseModel):
         default=None, description="Sent for every rollout when it ends."
     )
     metadata: dict[str, Any] = Field(default_factory=dict)
+    source: str = Field(
+        default=BATCH_SOURCE_API,
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$",
+        description="Where the batch was started from; listings can filter on it.",
+    )
 
     def identity(self) -> dict[str, Any]:
         """The fields that define the batch (keys and callback secrets left out)."""
@@ -1124,6 +1130,7 @@ class BatchView(BaseModel):
     run_ids: list[str] | None = None
     cancel_requested: bool = False
     metadata: dict[str, Any] = Field(default_factory=dict)
+    source: str = BATCH_SOURCE_API
     workflow_id: str | None
     temporal_ui_url: str | None = None
     created_at: datetime
@@ -1355,6 +1362,22 @@ class BatchProgress(BaseModel):
     started: int
     active: int
     cancel_requested: bool
+
+
+class RelayMessage(BaseModel):
+    """A run's message on its way to the project's relay webhook (body of the POST)."""
+
+    message_id: str
+    project: str
+    run_id: str
+    task: str | None
+    text: str
+
+
+class RelayAck(BaseModel):
+    message_id: str
+    status: Literal["queued"] = "queued"
+    workflow_id: str
 
 
 class CancelRequest(BaseModel):

@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from loopline.logs import LogFormat
 from loopline.models import Provider, RemoteEnvironmentConfig
 
-DEFAULT_ENVIRONMENT_MODULES = ("environments.orders", "environments.trivia")
+DEFAULT_ENVIRONMENT_MODULES = ("environments.chat", "environments.orders", "environments.trivia")
 
 
 class Settings(BaseSettings):
@@ -44,6 +44,12 @@ class Settings(BaseSettings):
         description="Environments served by MCP servers or HTTP tool servers, as a JSON list "
         '(README: remote environments): [{"name": "shop", "transport": "mcp-http", '
         '"url": "http://shop:8000/mcp"}]. The API and every worker need the same list.',
+    )
+    relay_webhooks: dict[str, str] = Field(
+        default_factory=dict,
+        description="Per project, the URL a run's relay_message is POSTed to (a Slack "
+        'bridge), as JSON: {"default": "https://relay.example/hook"}. The API and the '
+        "workers need the same map.",
     )
     log_level: str = "INFO"
     metrics_address: str | None = Field(

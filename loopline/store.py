@@ -254,10 +254,15 @@ class TraceStore:
         scenario: str | None = None,
         status: RunStatus | None = None,
         batch_id: str | None = None,
+        task: tuple[str, str] | None = None,
         limit: int,
         offset: int,
     ) -> tuple[int, list[RunView]]:
+        """Runs, filtered; `task` is (taskset id, slug)."""
         conditions = []
+        if task:
+            conditions.append(runs.c.spec["taskset_id"].as_string() == task[0])
+            conditions.append(runs.c.task == task[1])
         if project:
             conditions.append(runs.c.project == project)
         if batch_id:
@@ -422,6 +427,28 @@ class TraceStore:
                 _lock_run(conn, run_id)
                 conn.execute(update(runs).where(runs.c.run_id == run_id).values(**fields))
                 _append(conn, run_id, key, EventType.patch, data)
+
+        await self._call(work)
+
+    async def forget_payloads(self, run_id: str) -> None:
+        """Drop what a run said and was told (its messages, answer and args), keeping its
+        status, usage and timing: a run its caller asked not to save, once it has ended."""
+
+        def work() -> None:
+            with self._writer.begin() as conn:
+                _lock_run(conn, run_id)
+                spec = conn.scalar(select(runs.c.spec).where(runs.c.run_id == run_id)) or {}
+                conn.execute(
+                    update(runs)
+                    .where(runs.c.run_id == run_id)
+                    .values(answer=None, spec={**spec, "args": {}})
+                )
+                conn.execute(
+                    events.delete().where(
+                        events.c.run_id == run_id,
+                        events.c.type.in_([EventType.message.value, EventType.summary.value]),
+                    )
+                )
 
         await self._call(work)
 

@@ -172,6 +172,8 @@ batches = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, index=True),
     Column("ended_at", DateTime(timezone=True)),
     Column("project", String(64), nullable=False, server_default=DEFAULT_PROJECT, index=True),
+    # Which API started it: "api", or a dialect ("rl-gym", ...); the rl-gym listing filters on it.
+    Column("source", String(40), nullable=False, server_default="api", index=True),
 )
 
 # API keys: only a SHA-256 of the secret part is kept; the key itself is shown once.
@@ -185,4 +187,26 @@ api_keys = Table(
     Column("scopes", JSON, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True)),
+)
+
+# Agents of the call-agent API: a version is an agent's config, named by its content hash.
+agent_versions = Table(
+    "agent_versions",
+    metadata,
+    Column("version_id", String(64), primary_key=True),
+    Column("agent_id", String(64), nullable=False, index=True),
+    Column("project", String(64), nullable=False),
+    Column("path", String(500), nullable=False),
+    Column("config", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# Which version of an agent a named environment ("production", "staging") points at.
+agent_deployments = Table(
+    "agent_deployments",
+    metadata,
+    Column("agent_id", String(64), primary_key=True),
+    Column("environment", String(200), primary_key=True),
+    Column("version_id", String(64), nullable=False),
+    Column("deployed_at", DateTime(timezone=True), nullable=False),
 )

@@ -47,7 +47,15 @@ async def run_worker_until(settings: Settings, stop: asyncio.Event, temporal: Cl
         box = load_secret_box(settings)
         caller = model_caller(store, box, settings)
         workers = [
-            build_worker(temporal, settings.task_queue, store, registry, caller, box),
+            build_worker(
+                temporal,
+                settings.task_queue,
+                store,
+                registry,
+                caller,
+                box,
+                settings.relay_webhooks,
+            ),
             *build_model_workers(
                 temporal,
                 settings.task_queue,

@@ -13,6 +13,7 @@ from activities.evaluation import EvaluationActivities
 from activities.inputs import InputActivities
 from activities.model_calls import ModelCaller
 from activities.model_step import ModelActivities
+from activities.relay import RelayActivities
 from activities.scenario import ScenarioActivities
 from activities.simulated_user import SimulatedUserActivities
 from activities.tools import ToolActivities
@@ -25,6 +26,7 @@ from loopline.settings import Settings
 from loopline.store import TraceStore
 from loopline.temporal import model_queue
 from workflows.batch import BatchWorkflow
+from workflows.relay import RelayWorkflow
 from workflows.run import RunWorkflow
 
 GRACEFUL_SHUTDOWN = timedelta(seconds=20)
@@ -67,8 +69,10 @@ def build_worker(
     registry: Registry,
     caller: ModelCaller,
     box: SecretBox,
+    relay_webhooks: dict[str, str] | None = None,
 ) -> Worker:
     scenario = ScenarioActivities(store, registry)
+    relay = RelayActivities(relay_webhooks or {})
     evaluation = EvaluationActivities(store, registry, caller)
     callbacks = CallbackActivities(store, registry, box)
     model = ModelActivities(store, registry, caller)
@@ -79,7 +83,7 @@ def build_worker(
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[RunWorkflow, BatchWorkflow],
+        workflows=[RunWorkflow, BatchWorkflow, RelayWorkflow],
         activities=[
             scenario.setup,
             scenario.teardown,
@@ -94,6 +98,7 @@ def build_worker(
             inputs.record_status,
             inputs.record_user_messages,
             inputs.record_tool_results,
+            relay.relay_message,
         ],
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
     )

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from api.access import RunOrTokenWrite, RunWrite, SignerDep
 from api.deps import Service
-from api.errors import ConflictError
+from api.errors import ConflictError, UnavailableError
 from loopline.models import (
     CancelRequest,
     CloseRequest,
@@ -73,12 +73,27 @@ class JsonRpcCommand(BaseModel):
 async def command(run_id: str, request: JsonRpcCommand, service: Service) -> JSONResponse:
     """JSON-RPC 2.0: `user_message` {content, message_id?}, `cancel` {reason?}, `close`
     {reason?}. Errors use JSON-RPC codes with HTTP 400 (bad command) or 409 (run state)."""
+    return await run_command(run_id, request, service)
+
+
+async def run_command(
+    run_id: str,
+    request: JsonRpcCommand,
+    service: Service,
+    *,
+    refused_status: int = status.HTTP_409_CONFLICT,
+    unreachable_status: int = status.HTTP_503_SERVICE_UNAVAILABLE,
+) -> JSONResponse:
+    """Run a JSON-RPC command; a dialect picks the HTTP statuses of a refusal (the run's
+    state) and of an unreachable workflow."""
     try:
         result = await _dispatch(run_id, request, service)
     except ValidationError as error:
         return _rpc_error(request, 400, -32602, f"invalid params: {_first(error)}")
     except ConflictError as error:
-        return _rpc_error(request, 409, -32000, str(error))
+        return _rpc_error(request, refused_status, -32000, str(error))
+    except UnavailableError as error:
+        return _rpc_error(request, unreachable_status, -32603, str(error))
     if result is None:
         return _rpc_error(
             request, 400, -32601, f"unknown method {request.method!r}; use {', '.join(COMMANDS)}"

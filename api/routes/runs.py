@@ -115,10 +115,10 @@ async def list_events(
 ) -> Any:
     """Events in sequence order. With `Accept: text/event-stream`, a live SSE stream that
     resumes after `Last-Event-ID` (or `after`) and ends when the run ends."""
-    types = _types(event_types, "event_types")
-    excluded = _types(exclude_types, "exclude_types")
+    types = parse_event_types(event_types, "event_types")
+    excluded = parse_event_types(exclude_types, "exclude_types")
     if "text/event-stream" in request.headers.get("accept", ""):
-        start = _resume_point(last_event_id, after)
+        start = resume_point(last_event_id, after)
         await service.get_run(run_id)  # a 404 now, not a broken stream later
         frames = live.stream(run_id, start, EventFilter(frozenset(types), frozenset(excluded)))
         return StreamingResponse(frames, media_type="text/event-stream", headers=SSE_HEADERS)
@@ -169,7 +169,7 @@ async def download_logs(
     return StreamingResponse(lines(), media_type="application/x-ndjson", headers=headers)
 
 
-def _types(value: str | None, field: str) -> list[EventType]:
+def parse_event_types(value: str | None, field: str) -> list[EventType]:
     if not value:
         return []
     names = [name.strip() for name in value.split(",") if name.strip()]
@@ -183,7 +183,7 @@ def _types(value: str | None, field: str) -> list[EventType]:
     return [EventType(name) for name in names]
 
 
-def _resume_point(last_event_id: str | None, after: int) -> int:
+def resume_point(last_event_id: str | None, after: int) -> int:
     if last_event_id is None:
         return after
     try:
