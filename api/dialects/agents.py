@@ -473,7 +473,11 @@ def _log(view: RunView, version: AgentVersion, include_children: bool) -> AgentL
         trace_flow_id=None,
         trace_id=view.run_id,
         trace_children=(
-            [_child(view.run_id, seq, m, at) for seq, m, at in messages[1:]]
+            [
+                _child(view.run_id, seq, m, at)
+                for seq, m, at in messages
+                if m["role"] in {"assistant", "tool"}
+            ]
             if include_children
             else []
         ),

@@ -17,7 +17,16 @@ from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response, 
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field, SecretStr
 
-from api.access import ReadProject, RunOrTokenRead, RunOrTokenWrite, RunRead, RunWrite, SignerDep
+from api.access import (
+    ReadProject,
+    RunOrTokenRead,
+    RunOrTokenWrite,
+    RunRead,
+    RunWrite,
+    SignerDep,
+    WriteProject,
+    get_gate,
+)
 from api.deps import AfterSeq, Artifacts, Live, Offset, Service
 from api.dialects._common import BadRequestRoute
 from api.errors import ArtifactNotFoundError, InvalidRequestError
@@ -53,14 +62,30 @@ router = APIRouter(prefix="/task-runs", tags=["dialect: task-runs"], route_class
 LOG_LIMIT = 1000
 
 
-async def _own_project(project_id: str, project: ReadProject) -> str:
+def _same(project_id: str, project: str) -> str:
     """The path's project must be the key's: another project is answered as not found."""
     if project_id != project:
         raise RunNotFoundError(f"no project {project_id!r} for this API key")
     return project
 
 
-Project = Annotated[str, Depends(_own_project)]
+async def _readable(project_id: str, project: ReadProject) -> str:
+    return _same(project_id, project)
+
+
+async def _writable(project_id: str, project: WriteProject) -> str:
+    return _same(project_id, project)
+
+
+async def _of_run(project_id: str, request: Request) -> str:
+    """Under one run, a connection token (checked by the route) stands for its project."""
+    caller = await get_gate(request).caller(request, token_allowed=True)
+    return project_id if caller.token_run is not None else _same(project_id, caller.project or "")
+
+
+ReadableProject = Annotated[str, Depends(_readable)]
+WritableProject = Annotated[str, Depends(_writable)]
+Project = Annotated[str, Depends(_of_run)]
 
 
 class TaskRun(BaseModel):
@@ -139,7 +164,7 @@ class RelayRequest(BaseModel):
 @router.get(RUNS)
 async def list_task_runs(
     task_id: str,
-    project: Project,
+    project: ReadableProject,
     service: Service,
     limit: Annotated[int, Query(ge=1, le=200)] = 100,
     offset: Offset = 0,
@@ -167,7 +192,7 @@ async def list_task_runs(
 @router.post(RUNS, status_code=status.HTTP_201_CREATED)
 async def create_task_run(
     task_id: str,
-    project: Project,
+    project: WritableProject,
     service: Service,
     body: Annotated[CreateTaskRun | None, Body()] = None,
 ) -> TaskRun:

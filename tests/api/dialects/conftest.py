@@ -1,0 +1,91 @@
+"""One stack for the dialect tests: the seed examples' environments, provider SDKs pointed
+at the local wire-format server, and an inbox that receives callbacks and relay messages."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI, Request
+
+from tests.harness import Stack, free_port, serving
+from tests.upstream import Upstream
+
+SEED_MODULES = "environments.chat,environments.trivia,tests.servers.seed_environments"
+
+
+@dataclass
+class Inbox:
+    """What webhooks (callbacks, relay messages) delivered, by path."""
+
+    port: int = field(default_factory=free_port)
+    received: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def app(self) -> FastAPI:
+        app = FastAPI()
+
+        @app.post("/{name}")
+        async def receive(name: str, request: Request) -> dict[str, str]:
+            self.received.setdefault(name, []).append(json.loads(await request.body()))
+            return {"status": "ok"}
+
+        return app
+
+
+@pytest.fixture(scope="package")
+async def inbox() -> AsyncIterator[Inbox]:
+    box = Inbox()
+    async with serving(box.app(), box.port):
+        yield box
+
+
+@pytest.fixture(scope="package")
+async def dialect_stack(
+    temporal_address: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    upstream: Upstream,
+    inbox: Inbox,
+) -> AsyncIterator[Stack]:
+    stack = Stack(
+        temporal_address=temporal_address,
+        workdir=tmp_path_factory.mktemp("dialects"),
+        extra_env={
+            "LOOPLINE_ENVIRONMENT_MODULES": SEED_MODULES,
+            "LOOPLINE_RELAY_WEBHOOKS": json.dumps({"default": f"{inbox.url}/relay"}),
+        },
+    )
+    # The API first: it migrates the database the worker then opens.
+    await stack.start_api()
+    stack.start_worker(
+        OPENAI_BASE_URL=upstream.openai_url,
+        OPENAI_API_KEY="sk-workers-own",
+        ANTHROPIC_BASE_URL=upstream.anthropic_url,
+        ANTHROPIC_API_KEY="sk-ant-workers-own",
+    )
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture
+async def base(dialect_stack: Stack) -> str:
+    """The API's address: what a seed's client changes its base URL to."""
+    return dialect_stack.api_url
+
+
+@pytest.fixture
+def key(dialect_stack: Stack) -> str:
+    return dialect_stack.api_key
+
+
+@pytest.fixture
+async def native(dialect_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    async with dialect_stack.client() as http:
+        yield http
