@@ -6,12 +6,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.dialects import agents, hud, rl_gym, task_runs
+from api.dialects.agents import router as agents_router
+from api.dialects.hud import router as hud_router
+from api.dialects.hud import versioned as hud_v1_router
+from api.dialects.rl_gym import router as rl_gym_router
+from api.dialects.task_runs import router as task_runs_router
 
 ROUTERS: tuple[APIRouter, ...] = (
-    hud.router,
-    hud.versioned,
-    rl_gym.router,
-    task_runs.router,
-    agents.router,
+    hud_router,
+    hud_v1_router,
+    rl_gym_router,
+    task_runs_router,
+    agents_router,
 )

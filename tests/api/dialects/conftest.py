@@ -3,6 +3,7 @@ at the local wire-format server, and an inbox that receives callbacks and relay 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -24,6 +25,13 @@ class Inbox:
 
     port: int = field(default_factory=free_port)
     received: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    arrivals: dict[str, asyncio.Event] = field(default_factory=dict)
+
+    async def first(self, name: str, within: float = 30) -> dict[str, Any]:
+        """The first delivery to /`name`, once it has arrived."""
+        arrived = self.arrivals.setdefault(name, asyncio.Event())
+        await asyncio.wait_for(arrived.wait(), within)
+        return self.received[name][0]
 
     @property
     def url(self) -> str:
@@ -35,6 +43,7 @@ class Inbox:
         @app.post("/{name}")
         async def receive(name: str, request: Request) -> dict[str, str]:
             self.received.setdefault(name, []).append(json.loads(await request.body()))
+            self.arrivals.setdefault(name, asyncio.Event()).set()
             return {"status": "ok"}
 
         return app

@@ -12,7 +12,7 @@ import httpx
 from tests.upstream import Reply, Upstream
 
 TASK = "hr__100_weaver_schedule_phone_screen"
-SEED_LAUNCH = {
+SEED_LAUNCH: dict[str, Any] = {
     "scenario_id": "hr",
     "task_ids": [TASK],
     "rollout_count": 3,

@@ -7,6 +7,7 @@ import asyncio
 import base64
 import json
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -44,7 +45,7 @@ SESSION = {
 }
 
 
-async def wait_status(runs: httpx.AsyncClient, run_id: str, wanted: set[str]) -> dict:
+async def wait_status(runs: httpx.AsyncClient, run_id: str, wanted: set[str]) -> dict[str, Any]:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         run = (await runs.get(f"/runs/{run_id}")).json()
@@ -157,11 +158,9 @@ async def test_a_session_run_from_create_to_close(runs: httpx.AsyncClient, inbox
         listed = (await runs.get("/runs", params={"limit": 50})).json()
         assert run_id in [r["id"] for r in listed["results"]]
 
-    deadline = time.monotonic() + 30
-    while not inbox.received.get("relay") and time.monotonic() < deadline:
-        await asyncio.sleep(0.1)
-    assert inbox.received["relay"][0]["text"] == "PR is up"
-    assert inbox.received["relay"][0]["run_id"] == run_id
+    relayed_message = await inbox.first("relay")
+    assert relayed_message["text"] == "PR is up"
+    assert relayed_message["run_id"] == run_id
 
 
 async def test_wrong_project_missing_task_and_missing_model(
