@@ -15,7 +15,7 @@ QUICK = run_body("trivia", "capital", {"country": "Japan"}, answer_step("Tokyo")
 @pytest.mark.parametrize(
     ("change", "where", "says"),
     [
-        ({"environment": "nope"}, ["body", "environment"], "available: orders, trivia"),
+        ({"environment": "nope"}, ["body", "environment"], "available: chat, orders, trivia"),
         ({"scenario": "nope"}, ["body", "scenario"], "available: capital, total_price"),
         ({"args": {}}, ["body", "args", "country"], "Field required"),
         ({"args": {"country": "Japan", "x": 1}}, ["body", "args", "x"], "Extra inputs"),
