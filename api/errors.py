@@ -44,7 +44,7 @@ class TooLargeError(Exception):
     """The request body is larger than the configured limit (413)."""
 
 
-def _detail(loc: list[Any], message: str, kind: str) -> dict[str, Any]:
+def problem_detail(loc: list[Any], message: str, kind: str) -> dict[str, Any]:
     # The shape of FastAPI's own validation errors, so clients parse one format.
     return {"detail": [{"loc": loc, "msg": message, "type": kind}]}
 
@@ -80,7 +80,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(InvalidRequestError)
     async def _invalid(_: Request, error: InvalidRequestError) -> JSONResponse:
-        return JSONResponse(status_code=422, content=_detail(error.loc, error.message, "invalid"))
+        return JSONResponse(
+            status_code=422, content=problem_detail(error.loc, error.message, "invalid")
+        )
 
     @app.exception_handler(AgentNotFoundError)
     @app.exception_handler(TaskNotFoundError)

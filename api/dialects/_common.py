@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 from api.batches import BatchService
-from api.errors import ConflictError, InvalidRequestError
+from api.errors import ConflictError, InvalidRequestError, problem_detail
 from loopline.models import SCRIPTED_MODEL, Provider, RunView
 
 RUN_PAGE = 1000
@@ -63,8 +63,8 @@ class BadRequestRoute(APIRoute):
                 ]
                 return JSONResponse({"detail": problems}, status_code=400)
             except InvalidRequestError as error:
-                problem = {"loc": error.loc, "msg": error.message, "type": "invalid"}
-                return JSONResponse({"detail": [problem]}, status_code=400)
+                detail = problem_detail(error.loc, error.message, "invalid")
+                return JSONResponse(detail, status_code=400)
             except ConflictError as error:
                 return JSONResponse({"detail": str(error)}, status_code=400)
 

@@ -25,6 +25,7 @@ from api.access import WriteProject
 from api.deps import Agents
 from api.dialects._common import native_model
 from api.errors import InvalidRequestError
+from api.routes.runs import SSE_HEADERS
 from loopline.agents import AgentVersion
 from loopline.models import (
     MAX_STEPS_LIMIT,
@@ -50,7 +51,6 @@ CHAT_SCENARIO = "respond"
 # Where the agent call's own fields are kept on its run (never the payloads of save=false).
 META_KEY = "agents_api"
 STREAM_POLL_SECONDS = 0.2
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 FRONTMATTER = re.compile(r"\A\s*---[ \t]*\n(.*?)\n---[ \t]*\n?(.*)\Z", re.DOTALL)
 TEMPLATE_TAG = re.compile(r"<(system|user|assistant)>\s*(.*?)\s*</\1>", re.DOTALL)
 VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")

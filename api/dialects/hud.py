@@ -278,16 +278,13 @@ async def get_trace(
     """Reward, status and scenario config; the trajectory and logs on request."""
     wanted = include_trajectory or include_logs or include_rollout_logs
     view = await service.get_run(run_id, include_trajectory=wanted)
-    trace = _trace(view)
-    events = view.trajectory or []
-    if include_trajectory:
-        trace.trajectory = [e.data for e in events if e.type in TRAJECTORY_TYPES]
-    if include_logs:
-        trace.logs = [e for e in events if e.type is EventType.log]
-    if include_rollout_logs:
-        excluded = TRAJECTORY_TYPES | {EventType.log}
-        trace.rollout_logs = [e for e in events if e.type not in excluded]
-    return trace
+    asked = {
+        "trajectory": include_trajectory,
+        "logs": include_logs,
+        "rollout_logs": include_rollout_logs,
+    }
+    parts = _parts(view.trajectory or [])
+    return _trace(view).model_copy(update={name: parts[name] for name in asked if asked[name]})
 
 
 @router.get("/telemetry/trace/{run_id}", dependencies=[RunRead])
@@ -297,7 +294,6 @@ async def get_full_trace(
     """The whole trace: every trajectory step, logs, and signed links to its files
     (images among them as `screenshots`)."""
     view = await service.get_run(run_id, include_trajectory=True)
-    events = view.trajectory or []
     links = [
         ArtifactLink(
             name=artifact.name,
@@ -310,17 +306,23 @@ async def get_full_trace(
         )
         for artifact in await artifacts.manifest(run_id)
     ]
+    parts = _parts(view.trajectory or [])
     return FullTrace(
-        **_trace(view).model_dump(),
+        **_trace(view).model_dump(exclude=set(parts)),
+        **parts,
         screenshots=[link for link in links if link.content_type.startswith("image/")],
         artifacts=links,
-    ).model_copy(
-        update={
-            "trajectory": [e.data for e in events if e.type in TRAJECTORY_TYPES],
-            "logs": [e for e in events if e.type is EventType.log],
-            "rollout_logs": [e for e in events if e.type not in TRAJECTORY_TYPES | {EventType.log}],
-        }
     )
+
+
+def _parts(events: list[EventView]) -> dict[str, Any]:
+    """A run's events as a trace's trajectory (its messages), environment logs (its log
+    events) and rollout logs (everything else: status, reward, evaluation, callback)."""
+    return {
+        "trajectory": [e.data for e in events if e.type in TRAJECTORY_TYPES],
+        "logs": [e for e in events if e.type is EventType.log],
+        "rollout_logs": [e for e in events if e.type not in TRAJECTORY_TYPES | {EventType.log}],
+    }
 
 
 @router.post("/telemetry/traces/status")

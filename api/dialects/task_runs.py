@@ -302,8 +302,7 @@ async def connection_token(
     run_id: str, task_id: str, project: Project, service: Service, signer: SignerDep
 ) -> ConnectionToken:
     """A JWT, valid 24 hours, for this run's stream, logs and commands only."""
-    await service.get_run(run_id)
-    return signer.connection_token(run_id)
+    return await commands.connection_token(run_id, service, signer)
 
 
 @router.get(

@@ -63,6 +63,14 @@ async def wait_until(
     raise TimeoutError(f"run {run_id} did not finish {done} rollouts")
 
 
+async def wait_for_batch_end(native: httpx.AsyncClient, batch_id: str) -> None:
+    deadline = time.monotonic() + 30
+    while (await native.get(f"/v1/batches/{batch_id}")).json()["status"] != "completed":
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"batch {batch_id} did not end")
+        await asyncio.sleep(0.1)
+
+
 async def test_seed_launch_example_runs_to_the_end(
     base: str, key: str, native: httpx.AsyncClient, upstream: Upstream
 ) -> None:
@@ -99,6 +107,8 @@ async def test_seed_launch_example_runs_to_the_end(
         assert again.status_code == 409
         assert "run_name" in again.text
 
+        # The rollouts have ended; the run (a batch) ends once its workflow has seen them.
+        await wait_for_batch_end(native, run_id)
         deleted = await http.delete(f"/runs/{run_id}")
         assert deleted.json() == {"run_id": run_id, "deleted_rollouts": 3}
         assert (await http.get(f"/runs/{run_id}")).status_code == 404
