@@ -6,17 +6,17 @@ from collections import OrderedDict
 from typing import Any, TypeVar
 
 from activities.errors import permanent
-from loopline.environment import Environment, Scenario
+from loopline.environment import Environment
+from loopline.environment.registry import Registry
+from loopline.environment.remote import RemoteEnvironment, RemoteState
+from loopline.environment.scenarios import Scenario
+from loopline.environment.toolservers import CallMeta, ToolServer
 from loopline.models import RunSpec, ToolInfo
-from loopline.registry import Registry
-from loopline.remote import RemoteEnvironment, RemoteState
 from loopline.store import TraceStore
-from loopline.toolservers import CallMeta, ToolServer
+from workflows.contract.names import REMOTE_TOOLS_KEY, lifecycle_idempotency_key
 
 SPEC_CACHE_SIZE = 4096
 CachedT = TypeVar("CachedT")
-# The tools a run with remote tools was offered, listed once at setup.
-REMOTE_TOOLS_KEY = "setup:tools"
 
 
 class StoreActivities:
@@ -74,15 +74,17 @@ class StoreActivities:
             _remember(self._remote_tools, run_id, tools)
         return tools
 
-    async def call_meta(self, run_id: str, key: str) -> CallMeta:
-        """What a remote call carries, with the session read from the run's state."""
+    async def lifecycle_meta(self, run_id: str, event_key: str) -> CallMeta:
+        """What a remote setup, evaluate or teardown call carries, with the session read from
+        the run's state."""
+        key = lifecycle_idempotency_key(run_id, event_key)
         return remote_call_meta(run_id, key, await self.store.load_state(run_id))
 
 
-def remote_call_meta(run_id: str, key: str, state: dict[str, Any] | None) -> CallMeta:
-    """What a remote call carries: the run, an idempotency key and the session in `state`."""
+def remote_call_meta(run_id: str, idempotency_key: str, state: dict[str, Any] | None) -> CallMeta:
+    """What a remote call carries: the run, its idempotency key and the session in `state`."""
     session = RemoteState.model_validate(state or {}).session
-    return CallMeta(run_id=run_id, idempotency_key=f"{run_id}:{key}", session=session)
+    return CallMeta(run_id=run_id, idempotency_key=idempotency_key, session=session)
 
 
 def _remember(cache: OrderedDict[str, CachedT], run_id: str, value: CachedT) -> None:

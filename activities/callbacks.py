@@ -19,15 +19,8 @@ from temporalio import activity
 
 from activities.base import StoreActivities
 from activities.errors import permanent
-from loopline.database import utcnow
-from loopline.models import (
-    CallbackOutcome,
-    CallbackSpec,
-    DeliveryStatus,
-    RunRef,
-    RunView,
-)
-from loopline.registry import Registry
+from loopline.environment.registry import Registry
+from loopline.models import CallbackOutcome, CallbackSpec, DeliveryStatus, RunView
 from loopline.secrets import (
     CALLBACK_HEADERS,
     CALLBACK_SIGNING_SECRET,
@@ -35,6 +28,10 @@ from loopline.secrets import (
     SecretsUnavailableError,
 )
 from loopline.store import TraceStore
+from loopline.store.database import utcnow
+from workflows.contract import stubs
+from workflows.contract.names import callback_key
+from workflows.contract.payloads import RunRef
 
 SIGNATURE_HEADER = "X-Loopline-Signature"
 DELIVERY_HEADER = "X-Loopline-Delivery"
@@ -68,7 +65,7 @@ class CallbackActivities(StoreActivities):
         self._box = box
         self._http = httpx.AsyncClient(timeout=TIMEOUT_SECONDS, follow_redirects=False)
 
-    @activity.defn(name="deliver_callback")
+    @activity.defn(name=stubs.DELIVER_CALLBACK.name)
     async def deliver_callback(self, ref: RunRef) -> None:
         spec = await self.spec(ref.run_id)
         if spec.callback is None:
@@ -86,7 +83,7 @@ class CallbackActivities(StoreActivities):
         if retryable and attempt >= last_attempt:
             outcome.status = DeliveryStatus.failed
         final = outcome.status is not DeliveryStatus.retrying
-        await self.store.record_callback(ref.run_id, f"callback:{attempt}", outcome, final=final)
+        await self.store.record_callback(ref.run_id, callback_key(attempt), outcome, final=final)
         if outcome.status is DeliveryStatus.delivered:
             return
         message = f"callback to {spec.callback.url} failed: {outcome.error}"

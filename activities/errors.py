@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from temporalio.exceptions import ApplicationError
 
-from loopline.toolservers import ToolServerError
+from loopline.environment.toolservers import ToolServerError
 
 
 def permanent(message: str, error_type: str) -> ApplicationError:

@@ -19,24 +19,23 @@ from activities.heartbeats import heartbeating
 from activities.model_calls import ModelCaller
 from activities.providers import Ask, Purpose
 from loopline.environment import Outcome, Reward
+from loopline.environment.registry import Registry
+from loopline.environment.remote import RemoteEnvironment, RemoteScenarioError
+from loopline.environment.toolservers import ToolServerError
 from loopline.models import (
-    EvaluateInput,
-    EvaluateResult,
     EvaluationSpec,
     Evaluator,
     EvaluatorResult,
     EventType,
     ExpectedToolCall,
     Message,
-    RunRef,
     RunSpec,
 )
-from loopline.registry import Registry
-from loopline.remote import RemoteEnvironment, RemoteScenarioError
 from loopline.store import TraceStore
-from loopline.toolservers import ToolServerError
+from workflows.contract import stubs
+from workflows.contract.names import EVALUATE_KEY, evaluator_key
+from workflows.contract.payloads import EvaluateInput, EvaluateResult, RunRef
 
-EVALUATE_KEY = "evaluate"
 JUDGE_SECRET = "judge"
 JUDGE_INSTRUCTIONS = """You grade the work of an AI agent against a rubric.
 Read the rubric and the agent's transcript, then reply with one JSON object and nothing else:
@@ -45,16 +44,12 @@ Read the rubric and the agent's transcript, then reply with one JSON object and 
 TRANSCRIPT_CHARS = 60_000
 
 
-def evaluator_key(evaluator: Evaluator) -> str:
-    return f"evaluate:{evaluator.value}"
-
-
 class EvaluationActivities(StoreActivities):
     def __init__(self, store: TraceStore, registry: Registry, caller: ModelCaller) -> None:
         super().__init__(store, registry)
         self.caller = caller
 
-    @activity.defn(name="judge")
+    @activity.defn(name=stubs.JUDGE.name)
     async def judge(self, ref: RunRef) -> None:
         """Ask the judge model to score the trajectory against the run's rubric."""
         key = evaluator_key(Evaluator.rubric)
@@ -91,7 +86,7 @@ class EvaluationActivities(StoreActivities):
             ref.run_id, key, EventType.evaluation, data, usage=priced.completion.usage
         )
 
-    @activity.defn(name="evaluate")
+    @activity.defn(name=stubs.EVALUATE.name)
     async def evaluate(self, request: EvaluateInput) -> EvaluateResult:
         """Run the scenario's evaluation and the validation check, and combine them with
         the judge's verdict (recorded before, if the run has a rubric) into the reward."""
@@ -181,7 +176,7 @@ class EvaluationActivities(StoreActivities):
         self, request: EvaluateInput, spec: RunSpec, remote: RemoteEnvironment, answer: str | None
     ) -> Reward:
         """The server's `evaluate` tool judges its own state, found by the run's session."""
-        meta = await self.call_meta(request.run_id, EVALUATE_KEY)
+        meta = await self.lifecycle_meta(request.run_id, EVALUATE_KEY)
         evaluation = {
             "arguments": spec.args,
             "answer": answer,

@@ -8,29 +8,19 @@ from typing import Any
 from temporalio import activity
 
 from activities.base import StoreActivities
-from activities.model_step import model_key
-from activities.tools import tool_key
-from loopline.models import (
-    EventType,
-    Message,
-    RunStatus,
-    StatusChange,
-    ToolResultsInput,
-    UserMessagesInput,
-)
-
-
-def message_key(message_id: str) -> str:
-    return f"message:{message_id}"
+from loopline.models import EventType, Message, RunStatus
+from workflows.contract import stubs
+from workflows.contract.names import message_key, model_key, resumed_key, tool_key, turn_running_key
+from workflows.contract.payloads import StatusChange, ToolResultsInput, UserMessagesInput
 
 
 class InputActivities(StoreActivities):
-    @activity.defn(name="record_status")
+    @activity.defn(name=stubs.RECORD_STATUS.name)
     async def record_status(self, change: StatusChange) -> None:
         pending = await self._pending_calls(change)
         await self._status(change.run_id, change.key, change.status, pending)
 
-    @activity.defn(name="record_user_messages")
+    @activity.defn(name=stubs.RECORD_USER_MESSAGES.name)
     async def record_user_messages(self, request: UserMessagesInput) -> None:
         """Append the messages to the conversation (once per message id) and go on running."""
         for message in request.messages:
@@ -41,9 +31,9 @@ class InputActivities(StoreActivities):
                 EventType.message,
                 {**content.model_dump(), "message_id": message.message_id},
             )
-        await self._status(request.run_id, f"turn-{request.turn}:running", RunStatus.running)
+        await self._status(request.run_id, turn_running_key(request.turn), RunStatus.running)
 
-    @activity.defn(name="record_tool_results")
+    @activity.defn(name=stubs.RECORD_TOOL_RESULTS.name)
     async def record_tool_results(self, request: ToolResultsInput) -> None:
         """The caller's results, as tool messages answering the model's calls."""
         names = {call.id: call.name for call in request.calls}
@@ -61,7 +51,7 @@ class InputActivities(StoreActivities):
                 EventType.message,
                 {**message.model_dump(), "client_side": True},
             )
-        await self._status(request.run_id, f"step-{request.step}:resumed", RunStatus.running)
+        await self._status(request.run_id, resumed_key(request.step), RunStatus.running)
 
     async def _pending_calls(self, change: StatusChange) -> list[dict[str, Any]] | None:
         """The calls the caller must answer, with their arguments (from the model's reply)."""

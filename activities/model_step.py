@@ -8,27 +8,14 @@ from activities.base import StoreActivities
 from activities.context import Summary, compose, cut_point, summary_due, summary_request
 from activities.model_calls import ModelCaller, Priced
 from activities.providers import Ask, Purpose
-from loopline.models import (
-    EventType,
-    Message,
-    ModelStepResult,
-    RunSpec,
-    StepRef,
-    ToolCallRef,
-    ToolInfo,
-)
-from loopline.registry import Registry
+from loopline.environment.registry import Registry
+from loopline.models import EventType, Message, RunSpec, ToolInfo
 from loopline.store import TraceStore
+from workflows.contract import stubs
+from workflows.contract.names import model_key, summary_key
+from workflows.contract.payloads import ModelStepResult, StepRef, ToolCallRef
 
 MODEL_SECRET = "model"
-
-
-def model_key(step: int) -> str:
-    return f"step-{step}:model"
-
-
-def summary_key(step: int) -> str:
-    return f"step-{step}:summary"
 
 
 class ModelActivities(StoreActivities):
@@ -36,7 +23,7 @@ class ModelActivities(StoreActivities):
         super().__init__(store, registry)
         self.caller = caller
 
-    @activity.defn(name="model_step")
+    @activity.defn(name=stubs.MODEL_STEP.name)
     async def model_step(self, ref: StepRef) -> ModelStepResult:
         recorded = await self.store.event_by_key(ref.run_id, model_key(ref.step))
         if recorded is None:

@@ -7,7 +7,8 @@ import httpx
 from temporalio import activity
 
 from activities.errors import permanent
-from loopline.models import RelayMessage
+from workflows.contract import stubs
+from workflows.contract.payloads import RelayMessage
 
 TIMEOUT_SECONDS = 10.0
 RETRYABLE_STATUSES = frozenset({408, 425, 429})
@@ -17,7 +18,7 @@ class RelayActivities:
     def __init__(self, webhooks: dict[str, str]) -> None:
         self._webhooks = webhooks
 
-    @activity.defn
+    @activity.defn(name=stubs.RELAY_MESSAGE.name)
     async def relay_message(self, message: RelayMessage) -> int:
         """Deliver the message; returns the webhook's HTTP status. A refusal (4xx) is final."""
         url = self._webhooks.get(message.project)

@@ -4,30 +4,28 @@ from __future__ import annotations
 
 from temporalio import activity
 
-from activities.base import REMOTE_TOOLS_KEY, StoreActivities
+from activities.base import StoreActivities
 from activities.errors import permanent, remote_failure
 from activities.heartbeats import heartbeating
-from loopline.database import utcnow
 from loopline.environment import Setup
-from loopline.models import (
-    EventType,
-    Message,
-    RunInput,
-    RunSpec,
-    RunStatus,
-    TeardownInput,
+from loopline.environment.remote import RESERVED_TOOLS, RemoteEnvironment, RemoteScenarioError
+from loopline.environment.toolservers import CallMeta, ToolServer, ToolServerError
+from loopline.models import EventType, Message, RunSpec, RunStatus
+from loopline.store.database import utcnow
+from workflows.contract import stubs
+from workflows.contract.names import (
+    PERSONA_KEY,
+    REMOTE_TOOLS_KEY,
+    SETUP_KEY,
+    SYSTEM_PROMPT_KEY,
+    TEARDOWN_KEY,
+    lifecycle_idempotency_key,
 )
-from loopline.remote import RESERVED_TOOLS, RemoteEnvironment, RemoteScenarioError
-from loopline.toolservers import CallMeta, ToolServer, ToolServerError
-
-SETUP_KEY = "setup"
-SYSTEM_KEY = "setup:system"
-PERSONA_KEY = "setup:persona"
-TEARDOWN_KEY = "teardown"
+from workflows.contract.payloads import RunInput, TeardownInput
 
 
 class ScenarioActivities(StoreActivities):
-    @activity.defn(name="setup")
+    @activity.defn(name=stubs.SETUP.name)
     async def setup(self, run: RunInput) -> None:
         """Run the scenario's setup; record the prompt and the initial state together."""
         async with heartbeating():
@@ -50,7 +48,9 @@ class ScenarioActivities(StoreActivities):
         system_prompt = spec.llm.system_prompt or setup.system_prompt or default_system_prompt
         if system_prompt:
             message = Message(role="system", content=system_prompt)
-            await self.store.record(run.run_id, SYSTEM_KEY, EventType.message, message.model_dump())
+            await self.store.record(
+                run.run_id, SYSTEM_PROMPT_KEY, EventType.message, message.model_dump()
+            )
         if setup.user_persona:
             persona = {"persona": setup.user_persona}
             await self.store.record(run.run_id, PERSONA_KEY, EventType.log, persona)
@@ -75,7 +75,7 @@ class ScenarioActivities(StoreActivities):
             ) from error
 
     async def _remote_setup(self, run_id: str, spec: RunSpec, remote: RemoteEnvironment) -> Setup:
-        meta = CallMeta(run_id=run_id, idempotency_key=f"{run_id}:{SETUP_KEY}")
+        meta = CallMeta(run_id=run_id, idempotency_key=lifecycle_idempotency_key(run_id, SETUP_KEY))
         try:
             return await remote.setup(spec.scenario, spec.args, meta)
         except (ToolServerError, RemoteScenarioError) as error:
@@ -97,7 +97,7 @@ class ScenarioActivities(StoreActivities):
         data = {"tools": [tool.model_dump() for tool in offered]}
         await self.store.record(run_id, REMOTE_TOOLS_KEY, EventType.log, data)
 
-    @activity.defn(name="teardown")
+    @activity.defn(name=stubs.TEARDOWN.name)
     async def teardown(self, request: TeardownInput) -> None:
         """Release the environment, drop the run's keys and record the final status."""
         async with heartbeating():
@@ -139,7 +139,7 @@ class ScenarioActivities(StoreActivities):
         """The environment's teardown: its hook, or the remote server's `teardown` tool."""
         remote = self.registry.remote(spec.environment)
         if remote is not None:
-            await remote.teardown(spec.scenario, await self.call_meta(run_id, TEARDOWN_KEY))
+            await remote.teardown(spec.scenario, await self.lifecycle_meta(run_id, TEARDOWN_KEY))
             return
         environment = self.registry.environment(spec.environment)
         state = environment.load_state(await self.store.load_state(run_id))

@@ -14,10 +14,12 @@ from activities.errors import permanent
 from activities.model_calls import ModelCaller
 from activities.providers import Ask, Purpose
 from activities.providers.scripted import EXHAUSTED_ANSWER
-from activities.scenario import PERSONA_KEY
-from loopline.models import EventType, Message, UserTurnRef, UserTurnResult
-from loopline.registry import Registry
+from loopline.environment.registry import Registry
+from loopline.models import EventType, Message
 from loopline.store import TraceStore
+from workflows.contract import stubs
+from workflows.contract.names import PERSONA_KEY, user_key
+from workflows.contract.payloads import UserTurnRef, UserTurnResult
 
 USER_SECRET = "user_model"
 STOP_MARKER = "###STOP###"
@@ -31,16 +33,12 @@ RULES = (
 )
 
 
-def user_key(step: int) -> str:
-    return f"step-{step}:user"
-
-
 class SimulatedUserActivities(StoreActivities):
     def __init__(self, store: TraceStore, registry: Registry, caller: ModelCaller) -> None:
         super().__init__(store, registry)
         self.caller = caller
 
-    @activity.defn(name="user_turn")
+    @activity.defn(name=stubs.USER_TURN.name)
     async def user_turn(self, ref: UserTurnRef) -> UserTurnResult:
         key = user_key(ref.step)
         recorded = await self.store.event_by_key(ref.run_id, key)

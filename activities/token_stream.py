@@ -15,7 +15,8 @@ from types import TracebackType
 from temporalio import activity
 from temporalio.contrib.workflow_streams import WorkflowStreamClient
 
-from loopline.models import TOKENS_TOPIC, ModelConfig, TokenDelta
+from loopline.models import ModelConfig
+from workflows.contract.payloads import TOKENS_TOPIC, TokenDelta
 
 FLUSH_EVERY = timedelta(milliseconds=300)
 # A stream that cannot be delivered must not hold up (or fail) the model step.

@@ -20,28 +20,18 @@ from temporalio import activity
 from activities.base import StoreActivities, remote_call_meta
 from activities.errors import permanent, remote_failure
 from activities.heartbeats import heartbeating
-from activities.model_step import model_key
-from loopline.environment import Tool, ToolContext, ToolError
-from loopline.models import (
-    MAX_MESSAGE_CHARS,
-    EventType,
-    EventView,
-    Message,
-    ToolCall,
-    ToolCallInput,
-    ToolCallResult,
-    ToolInfo,
-)
-from loopline.remote import schema_problem
-from loopline.toolservers import InvalidToolCall, ToolServer, ToolServerError
-
-
-def tool_key(step: int, call_id: str) -> str:
-    return f"step-{step}:tool:{call_id}"
+from loopline.environment import ToolContext, ToolError
+from loopline.environment.remote import schema_problem
+from loopline.environment.tools import Tool
+from loopline.environment.toolservers import InvalidToolCall, ToolServer, ToolServerError
+from loopline.models import MAX_MESSAGE_CHARS, EventType, EventView, Message, ToolCall, ToolInfo
+from workflows.contract import stubs
+from workflows.contract.names import model_key, tool_key
+from workflows.contract.payloads import ToolCallInput, ToolCallResult
 
 
 class ToolActivities(StoreActivities):
-    @activity.defn(name="call_tool")
+    @activity.defn(name=stubs.CALL_TOOL.name)
     async def call_tool(self, request: ToolCallInput) -> ToolCallResult:
         async with heartbeating():
             return await self._call_tool(request)
@@ -95,7 +85,7 @@ class ToolActivities(StoreActivities):
         mistake = _call_mistake(offered, call)
         if mistake is not None:
             return mistake, True
-        meta = remote_call_meta(context.run_id, f"{context.step}:{context.call_id}", state)
+        meta = remote_call_meta(context.run_id, context.idempotency_key, state)
         try:
             outcome = await server.call_tool(call.name, call.arguments, meta)
         except InvalidToolCall as error:

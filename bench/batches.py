@@ -35,7 +35,7 @@ with workflow.unsafe.imports_passed_through():
 
     from tests.api.test_batches import wait_for_batch
     from tests.harness import Stack, answer_step, dev_server
-    from workers.embedded import ONE_PARTITION
+    from workers.cli.up import ONE_PARTITION
 
 STEP = timedelta(seconds=30)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tests.fault_trial import fault_trial
 from tests.harness import Stack, dev_server
-from workers.embedded import ONE_PARTITION
+from workers.cli.up import ONE_PARTITION
 
 
 async def main(runs: int, kills: int, kill_every: float, step_delay: float) -> None:

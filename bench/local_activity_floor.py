@@ -21,7 +21,7 @@ from temporalio.worker import Worker
 
 with workflow.unsafe.imports_passed_through():
     from loopline.temporal import temporal_binary
-    from workers.embedded import ONE_PARTITION
+    from workers.cli.up import ONE_PARTITION
 
 
 @activity.defn

@@ -34,24 +34,23 @@ from activities.model_calls import ModelCaller
 from activities.model_step import ModelActivities
 from activities.scenario import ScenarioActivities
 from activities.tools import ToolActivities
+from loopline.environment.registry import Registry
 from loopline.models import (
     ModelConfig,
     Provider,
-    RunInput,
     RunSpec,
     Script,
     ScriptedStep,
     ScriptedToolCall,
-    StepRef,
-    ToolCallInput,
     parse_model,
 )
 from loopline.pricing import PriceTable
-from loopline.registry import Registry
 from loopline.secrets import SecretBox
 from loopline.settings import DEFAULT_ENVIRONMENT_MODULES
-from loopline.store import TraceStore, open_store
+from loopline.store import TraceStore, open_stores
+from loopline.store.rows import NewRun
 from tests.upstream import Reply, Upstream
+from workflows.contract.payloads import RunInput, StepRef, ToolCallInput
 
 ARGS = {"country": "Peru"}
 
@@ -101,7 +100,7 @@ class Episode:
             script=script(steps),
             max_steps=steps,
         )
-        await self.store.create_run(run_id, run_id, spec)
+        await self.store.create_run(NewRun(run_id, run_id, spec))
         run = RunInput(
             run_id=run_id,
             environment="trivia",
@@ -130,9 +129,9 @@ async def main(steps: int, repeats: int) -> None:
     with tempfile.TemporaryDirectory() as folder:
         async with (
             upstream.serving(),
-            open_store(f"sqlite:///{Path(folder) / 'bench.db'}") as store,
+            open_stores(f"sqlite:///{Path(folder) / 'bench.db'}") as stores,
         ):
-            episode = Episode(store, registry, upstream)
+            episode = Episode(stores.runs, registry, upstream)
             configs = models(upstream)
             for config in configs.values():
                 await episode.play(config, 3)  # warm-up: imports, connections, caches

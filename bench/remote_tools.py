@@ -28,27 +28,28 @@ from temporalio.client import Client
 
 from activities.model_calls import ModelCaller
 from loopline.environment import Environment
+from loopline.environment.registry import Registry
+from loopline.environment.remote import RemoteState
+from loopline.environment.toolservers import CallMeta
 from loopline.models import (
     RemoteCallPolicy,
     RemoteEnvironmentConfig,
     RemoteTransport,
-    RunInput,
     RunSpec,
     Script,
     ScriptedStep,
     ScriptedToolCall,
 )
 from loopline.pricing import PriceTable
-from loopline.registry import Registry
-from loopline.remote import RemoteState
 from loopline.secrets import SecretBox
-from loopline.store import TraceStore, open_store, workflow_id_for
-from loopline.temporal import initial_search_attributes
-from loopline.toolservers import CallMeta
+from loopline.store import TraceStore, open_stores
+from loopline.store.rows import NewRun
 from tests.harness import dev_server
 from tests.servers.processes import ShopServer
-from workers.embedded import ONE_PARTITION
+from workers.cli.up import ONE_PARTITION
 from workers.worker import build_worker
+from workflows.contract.names import initial_search_attributes, run_workflow_id
+from workflows.contract.payloads import RunInput
 from workflows.run import RunWorkflow
 
 ITEMS = {"items": ["apple"]}
@@ -100,7 +101,7 @@ async def timed_run(client: Client, store: TraceStore, environment: str, calls: 
         max_steps=calls + 1,
         remote=remote,
     )
-    await store.create_run(run_id, run_id, spec)
+    await store.create_run(NewRun(run_id, run_id, spec))
     run = RunInput(
         run_id=run_id,
         environment=environment,
@@ -113,7 +114,7 @@ async def timed_run(client: Client, store: TraceStore, environment: str, calls: 
     result = await client.execute_workflow(
         RunWorkflow.run,
         run,
-        id=workflow_id_for(run_id),
+        id=run_workflow_id(run_id),
         task_queue="bench",
         search_attributes=initial_search_attributes(run),
     )
@@ -152,12 +153,13 @@ async def main(calls: int, repeats: int) -> None:
         server = await dev_server(dev_server_extra_args=ONE_PARTITION)
         try:
             async with (
-                open_store(f"sqlite:///{Path(folder) / 'bench.db'}") as store,
+                open_stores(f"sqlite:///{Path(folder) / 'bench.db'}") as stores,
                 Registry([local_shop], remotes) as registry,
             ):
+                store = stores.runs
                 box = SecretBox(Fernet.generate_key())
                 caller = ModelCaller(store, box, PriceTable.load(None))
-                async with build_worker(server.client, "bench", store, registry, caller, box):
+                async with build_worker(server.client, "bench", stores, registry, caller, box):
                     names = [local_shop.name, "mcp-http-shop", "mcp-stdio-shop"]
                     for name in names:
                         await timed_run(server.client, store, name, 3)  # warm-up

@@ -35,7 +35,7 @@ from tests.harness import (
     tool_step,
     wait_for_run,
 )
-from workers.embedded import ONE_PARTITION
+from workers.cli.up import ONE_PARTITION
 
 
 async def sse_latency(api: httpx.AsyncClient, steps: int) -> list[float]:

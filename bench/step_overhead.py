@@ -35,29 +35,32 @@ from activities.providers.scripted import ScriptedModel
 from activities.scenario import ScenarioActivities
 from activities.tools import ToolActivities
 from loopline.environment import Outcome, ToolContext
+from loopline.environment.registry import Registry
 from loopline.models import (
-    EvaluateInput,
     Message,
-    RunInput,
     RunSpec,
     RunStatus,
     Script,
     ScriptedStep,
     ScriptedToolCall,
-    StepRef,
     StopReason,
+)
+from loopline.pricing import PriceTable
+from loopline.secrets import SecretBox
+from loopline.settings import DEFAULT_ENVIRONMENT_MODULES
+from loopline.store import TraceStore, open_stores
+from loopline.store.rows import NewRun
+from tests.harness import dev_server
+from workers.cli.up import ONE_PARTITION
+from workers.worker import build_worker
+from workflows.contract.names import initial_search_attributes, run_workflow_id
+from workflows.contract.payloads import (
+    EvaluateInput,
+    RunInput,
+    StepRef,
     TeardownInput,
     ToolCallInput,
 )
-from loopline.pricing import PriceTable
-from loopline.registry import Registry
-from loopline.secrets import SecretBox
-from loopline.settings import DEFAULT_ENVIRONMENT_MODULES
-from loopline.store import TraceStore, open_store, workflow_id_for
-from loopline.temporal import initial_search_attributes
-from tests.harness import dev_server
-from workers.embedded import ONE_PARTITION
-from workers.worker import build_worker
 from workflows.run import RunWorkflow
 
 ENVIRONMENT, SCENARIO, ARGS = "trivia", "capital", {"country": "Peru"}
@@ -111,7 +114,7 @@ async def create_run(store: TraceStore, script: Script) -> RunInput:
         script=script,
         max_steps=len(script.steps),
     )
-    await store.create_run(run_id, run_id, spec)
+    await store.create_run(NewRun(run_id, run_id, spec))
     return RunInput(
         run_id=run_id,
         environment=ENVIRONMENT,
@@ -161,13 +164,13 @@ async def loopline_run(client: Client, store: TraceStore, script: Script) -> tup
     result = await client.execute_workflow(
         RunWorkflow.run,
         run,
-        id=workflow_id_for(run.run_id),
+        id=run_workflow_id(run.run_id),
         task_queue="bench",
         search_attributes=initial_search_attributes(run),
     )
     elapsed = time.perf_counter() - started
     assert result.reward == 1.0 and result.steps == len(script.steps), result
-    return elapsed, workflow_id_for(run.run_id)
+    return elapsed, run_workflow_id(run.run_id)
 
 
 async def history_bytes(client: Client, workflow_id: str) -> int:
@@ -183,7 +186,8 @@ async def main(steps: int, repeats: int) -> None:
     registry = Registry.from_modules(DEFAULT_ENVIRONMENT_MODULES)
     script = episode(steps)
     with tempfile.TemporaryDirectory() as folder:
-        async with open_store(f"sqlite:///{Path(folder) / 'bench.db'}") as store:
+        async with open_stores(f"sqlite:///{Path(folder) / 'bench.db'}") as stores:
+            store = stores.runs
             plain = [await plain_loop(registry, script) for _ in range(repeats)]
             stored = [await store_loop(store, registry, script) for _ in range(repeats)]
             server = await dev_server(
@@ -192,7 +196,7 @@ async def main(steps: int, repeats: int) -> None:
             try:
                 box = SecretBox(Fernet.generate_key())
                 caller = ModelCaller(store, box, PriceTable.load(None))
-                async with build_worker(server.client, "bench", store, registry, caller, box):
+                async with build_worker(server.client, "bench", stores, registry, caller, box):
                     await loopline_run(server.client, store, episode(5))  # warm-up
                     timed = [
                         await loopline_run(server.client, store, script) for _ in range(repeats)

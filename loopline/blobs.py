@@ -49,8 +49,16 @@ class LocalBlobs:
         target.parent.mkdir(parents=True, exist_ok=True)
         # Written beside the target and renamed: a reader never sees half a file.
         with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as draft:
-            shutil.copyfileobj(source, draft)
-        os.replace(draft.name, target)
+            try:
+                shutil.copyfileobj(source, draft)
+            except BaseException:
+                os.unlink(draft.name)
+                raise
+        try:
+            os.replace(draft.name, target)
+        except BaseException:
+            os.unlink(draft.name)
+            raise
 
     def local_file(self, path: str) -> Path | None:
         target = self._resolve(path)

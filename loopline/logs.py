@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from temporalio import activity, workflow
 
-from loopline.store import run_id_of
+from workflows.contract.names import run_id_of
 
 LogFormat = Literal["json", "text"]
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"

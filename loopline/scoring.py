@@ -6,8 +6,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 from math import comb
 
-from loopline.catalog import RolloutOutcome
 from loopline.models import BatchScores, RunStatus, StatusCounts, TaskScore
+from loopline.store.batches import RolloutOutcome
 
 ACTIVE = {RunStatus.running, RunStatus.awaiting_input, RunStatus.idle}
 # pass@k is reported for every k up to this many rollouts, then for powers of two and n.

@@ -8,7 +8,6 @@ import sys
 import sysconfig
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
@@ -16,57 +15,14 @@ from temporalio.api.operatorservice.v1 import (
     ListSearchAttributesRequest,
 )
 from temporalio.client import Client, Plugin
-from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
-from loopline.models import RunInput, RunStatus
 from loopline.settings import Settings
+from workflows.contract.names import REWARD, SEARCH_ATTRIBUTES
 
 logger = logging.getLogger(__name__)
-
-ENVIRONMENT = SearchAttributeKey.for_keyword("LooplineEnvironment")
-SCENARIO = SearchAttributeKey.for_keyword("LooplineScenario")
-MODEL = SearchAttributeKey.for_keyword("LooplineModel")
-STATUS = SearchAttributeKey.for_keyword("LooplineStatus")
-REWARD = SearchAttributeKey.for_float("LooplineReward")
-BATCH = SearchAttributeKey.for_keyword("LooplineBatch")
-TASKSET = SearchAttributeKey.for_keyword("LooplineTaskset")
-SEARCH_ATTRIBUTES: tuple[SearchAttributeKey[str] | SearchAttributeKey[float], ...] = (
-    ENVIRONMENT,
-    SCENARIO,
-    MODEL,
-    STATUS,
-    REWARD,
-    BATCH,
-    TASKSET,
-)
-
-
-def initial_search_attributes(run: RunInput) -> TypedSearchAttributes:
-    pairs: list[SearchAttributePair[Any]] = [
-        SearchAttributePair(ENVIRONMENT, run.environment),
-        SearchAttributePair(SCENARIO, run.scenario),
-        SearchAttributePair(MODEL, run.model),
-        SearchAttributePair(STATUS, RunStatus.running.value),
-    ]
-    if run.batch_id is not None:
-        pairs.append(SearchAttributePair(BATCH, run.batch_id))
-    if run.taskset_id is not None:
-        pairs.append(SearchAttributePair(TASKSET, run.taskset_id))
-    return TypedSearchAttributes(pairs)
-
-
-def batch_search_attributes(batch_id: str, taskset_id: str | None) -> TypedSearchAttributes:
-    pairs: list[SearchAttributePair[Any]] = [SearchAttributePair(BATCH, batch_id)]
-    if taskset_id is not None:
-        pairs.append(SearchAttributePair(TASKSET, taskset_id))
-    return TypedSearchAttributes(pairs)
-
-
-def model_queue(task_queue: str, provider: str) -> str:
-    """The task queue of one provider's model calls, where its rate limit applies."""
-    return f"{task_queue}-model-{provider}"
 
 
 def ui_link(ui_url: str | None, namespace: str, workflow_id: str | None) -> str | None:

@@ -13,7 +13,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from tests.harness import Stack, dev_server
 from tests.upstream import Upstream
-from workers.embedded import ONE_PARTITION
+from workers.cli.up import ONE_PARTITION
 
 
 @pytest.fixture(scope="session")

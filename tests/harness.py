@@ -22,10 +22,10 @@ from fastapi import FastAPI
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from loopline.database import Database
-from loopline.keys import KeyStore
 from loopline.models import Scope
-from loopline.temporal import SEARCH_ATTRIBUTES, temporal_binary
+from loopline.store import Database, KeyStore
+from loopline.temporal import temporal_binary
+from workflows.contract.names import SEARCH_ATTRIBUTES
 
 FINAL_STATUSES = {"completed", "failed", "cancelled"}
 

@@ -10,10 +10,10 @@ import uvicorn
 from temporalio.client import Client
 
 from api.app import create_app
-from loopline.registry import Registry
+from loopline.environment.registry import Registry
 from loopline.secrets import load_secret_box
 from loopline.settings import Settings
-from loopline.store import open_store
+from loopline.store import open_stores
 from loopline.temporal import ensure_search_attributes
 from workers.worker import build_model_workers, build_worker, model_caller
 
@@ -43,14 +43,15 @@ async def serve_api_until(server: ApiServer, stop: asyncio.Event) -> None:
 async def run_worker_until(settings: Settings, stop: asyncio.Event, temporal: Client) -> None:
     registry = Registry.from_modules(settings.environment_modules, settings.remote_environments)
     await ensure_search_attributes(temporal, settings.temporal_namespace)
-    async with open_store(settings.database_url) as store, registry:
+    async with open_stores(settings.database_url) as stores, registry:
         box = load_secret_box(settings)
+        store = stores.runs
         caller = model_caller(store, box, settings)
         workers = [
             build_worker(
                 temporal,
                 settings.task_queue,
-                store,
+                stores,
                 registry,
                 caller,
                 box,

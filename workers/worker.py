@@ -17,15 +17,14 @@ from activities.relay import RelayActivities
 from activities.scenario import ScenarioActivities
 from activities.simulated_user import SimulatedUserActivities
 from activities.tools import ToolActivities
-from loopline.catalog import Catalog
+from loopline.environment.registry import Registry
 from loopline.models import Provider
 from loopline.pricing import PriceTable
-from loopline.registry import Registry
 from loopline.secrets import SecretBox
 from loopline.settings import Settings
-from loopline.store import TraceStore
-from loopline.temporal import model_queue
+from loopline.store import Stores, TraceStore
 from workflows.batch import BatchWorkflow
+from workflows.contract.names import model_queue
 from workflows.relay import RelayWorkflow
 from workflows.run import RunWorkflow
 
@@ -65,12 +64,13 @@ def build_model_workers(
 def build_worker(
     client: Client,
     task_queue: str,
-    store: TraceStore,
+    stores: Stores,
     registry: Registry,
     caller: ModelCaller,
     box: SecretBox,
     relay_webhooks: dict[str, str] | None = None,
 ) -> Worker:
+    store = stores.runs
     scenario = ScenarioActivities(store, registry)
     relay = RelayActivities(relay_webhooks or {})
     evaluation = EvaluationActivities(store, registry, caller)
@@ -79,7 +79,7 @@ def build_worker(
     user = SimulatedUserActivities(store, registry, caller)
     tools = ToolActivities(store, registry)
     inputs = InputActivities(store, registry)
-    batches = BatchActivities(store, Catalog(store.db))
+    batches = BatchActivities(store, stores.batches)
     return Worker(
         client,
         task_queue=task_queue,

@@ -9,38 +9,39 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
-from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ChildWorkflowError
 from temporalio.workflow import ChildWorkflowHandle, ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.batches import BatchActivities
-    from loopline.models import (
+    from loopline.models import BatchStatus, CancelRequest
+    from workflows.calls import execute
+    from workflows.contract import policies, stubs
+    from workflows.contract.names import (
+        BATCH_WORKFLOW,
+        CANCEL_SIGNAL,
+        PROGRESS_QUERY,
+        initial_search_attributes,
+        run_workflow_id,
+    )
+    from workflows.contract.payloads import (
         BatchEnd,
         BatchInput,
         BatchProgress,
-        BatchStatus,
-        CancelRequest,
         RolloutPage,
         RunInput,
         RunResult,
     )
-    from loopline.store import workflow_id_for
-    from loopline.temporal import initial_search_attributes
     from workflows.run import RunWorkflow
 
 PAGE_SIZE = 100
-STORE_TIMEOUT = timedelta(minutes=1)
-RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
 
 RunHandle = ChildWorkflowHandle[RunWorkflow, RunResult]
 
 
-@workflow.defn(name="Batch")
+@workflow.defn(name=BATCH_WORKFLOW)
 class BatchWorkflow:
     @workflow.init
     def __init__(self, batch: BatchInput) -> None:
@@ -69,7 +70,7 @@ class BatchWorkflow:
         workflow.set_current_details(f"{final.value}: {self._started}/{batch.total} runs started")
         return self.progress()
 
-    @workflow.query
+    @workflow.query(name=PROGRESS_QUERY)
     def progress(self) -> BatchProgress:
         return BatchProgress(
             batch_id=self._batch.batch_id,
@@ -79,7 +80,7 @@ class BatchWorkflow:
             cancel_requested=self._cancel is not None,
         )
 
-    @workflow.signal
+    @workflow.signal(name=CANCEL_SIGNAL)
     def cancel(self, request: CancelRequest) -> None:
         """Start no more runs and ask each active one to stop (teardown still runs)."""
         if self._cancel is not None:
@@ -95,12 +96,11 @@ class BatchWorkflow:
         batch is cancelled, or its history is long enough to continue as new."""
         batch = self._batch
         while self._started < batch.total and self._cancel is None:
-            page = await workflow.execute_local_activity_method(
-                BatchActivities.batch_rollouts,
+            page = await execute(
+                stubs.BATCH_ROLLOUTS,
                 RolloutPage(batch_id=batch.batch_id, offset=self._started, limit=PAGE_SIZE),
-                start_to_close_timeout=STORE_TIMEOUT,
-                retry_policy=RETRY,
-                summary=f"runs {self._started + 1}-{self._started + PAGE_SIZE}",
+                policies.BATCH_STORE,
+                f"runs {self._started + 1}-{self._started + PAGE_SIZE}",
             )
             if not page:
                 return
@@ -124,7 +124,7 @@ class BatchWorkflow:
             handle = await workflow.start_child_workflow(
                 RunWorkflow.run,
                 run,
-                id=workflow_id_for(run.run_id),
+                id=run_workflow_id(run.run_id),
                 search_attributes=initial_search_attributes(run),
                 static_summary=f"{run.environment}/{run.scenario} · {run.model}",
                 parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
@@ -156,12 +156,11 @@ class BatchWorkflow:
             workflow.logger.info("run %s not signalled: %s", handle.id, error)
 
     async def _set_status(self, status: BatchStatus) -> None:
-        await workflow.execute_local_activity_method(
-            BatchActivities.batch_status,
+        await execute(
+            stubs.BATCH_STATUS,
             BatchEnd(batch_id=self._batch.batch_id, status=status),
-            start_to_close_timeout=STORE_TIMEOUT,
-            retry_policy=RETRY,
-            summary=status.value,
+            policies.BATCH_STORE,
+            status.value,
         )
 
     def _history_is_long(self) -> bool:

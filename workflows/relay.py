@@ -2,29 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.relay import RelayActivities
-    from loopline.models import RelayMessage
+    from workflows.calls import execute
+    from workflows.contract import policies, stubs
+    from workflows.contract.names import RELAY_WORKFLOW
+    from workflows.contract.payloads import RelayMessage
 
-RELAY_ATTEMPTS = 5
 
-
-@workflow.defn
+@workflow.defn(name=RELAY_WORKFLOW)
 class RelayWorkflow:
     @workflow.run
     async def run(self, message: RelayMessage) -> int:
-        return await workflow.execute_activity_method(
-            RelayActivities.relay_message,
-            message,
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=RetryPolicy(
-                initial_interval=timedelta(seconds=1),
-                backoff_coefficient=2.0,
-                maximum_attempts=RELAY_ATTEMPTS,
-            ),
+        return await execute(
+            stubs.RELAY_MESSAGE, message, policies.RELAY, f"relay to {message.project}"
         )

@@ -11,96 +11,72 @@ and activities read it there, so history grows by a fixed amount per step.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any, NoReturn, TypeVar
+from typing import NoReturn, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.contrib.workflow_streams import WorkflowStream, WorkflowStreamState
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.callbacks import CallbackActivities
-    from activities.evaluation import EvaluationActivities
-    from activities.inputs import InputActivities
-    from activities.model_step import ModelActivities
-    from activities.scenario import ScenarioActivities
-    from activities.simulated_user import SimulatedUserActivities
-    from activities.tools import ToolActivities
     from loopline.models import (
         CancelRequest,
         CloseRequest,
         ContinueAck,
         ContinueRequest,
-        EvaluateInput,
         MessageAck,
+        RunStatus,
+        StopReason,
+        ToolResult,
+    )
+    from workflows.calls import describe, execute
+    from workflows.contract import ActivityStub, policies, stubs
+    from workflows.contract.names import (
+        CANCEL_SIGNAL,
+        CLOSE_SIGNAL,
+        CONTINUE_UPDATE,
+        NOT_ACCEPTING,
+        NOT_AWAITING,
+        REWARD,
+        RUN_FAILED,
+        RUN_WORKFLOW,
+        STATE_QUERY,
+        STATUS,
+        USER_MESSAGE_UPDATE,
+        WRONG_TOOL_CALLS,
+        awaiting_key,
+        idle_key,
+    )
+    from workflows.contract.payloads import (
+        EvaluateInput,
         ModelStepResult,
-        RemoteCallPolicy,
         RunInput,
         RunRef,
         RunResult,
         RunState,
-        RunStatus,
         SessionCarry,
         StatusChange,
         StepRef,
-        StopReason,
         TeardownInput,
         ToolCallInput,
         ToolCallRef,
         ToolCallResult,
-        ToolResult,
         ToolResultsInput,
         UserMessage,
         UserMessagesInput,
         UserTurnRef,
         UserTurnResult,
     )
-    from loopline.temporal import REWARD, STATUS
 
-# Setup, evaluation and teardown happen once per run: regular activities, each its own
-# row in the UI, retried by the server, able to run on any worker.
-LIFECYCLE_TIMEOUT = timedelta(minutes=10)
-# The scripted model and in-process tools answer in milliseconds. As local activities they
-# cost ~3 ms per call instead of ~31 ms for a regular activity round trip, and history
-# records one marker per call. Their results are committed in the trace store under an
-# idempotency key, so a call re-run after a crash returns what was recorded.
-LOCAL_STEP_TIMEOUT = timedelta(minutes=2)
-RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
-# A remote tool call may take the environment's whole call timeout; this much more lets the
-# activity report the server's timeout itself rather than be cut off by Temporal's.
-REMOTE_MARGIN = timedelta(seconds=5)
-# A provider call is slow and may be rate limited: a regular activity that any worker can
-# pick up, heartbeating while it waits, retried with backoff (at least as long as a
-# retry-after asks) a bounded number of times before the run fails with the provider's error.
-MODEL_CALL_TIMEOUT = timedelta(minutes=15)
-# Regular activities heartbeat (activities/heartbeats.py): a killed worker's activity is
-# retried elsewhere after this long, not after its whole timeout.
-HEARTBEAT_TIMEOUT = timedelta(seconds=15)
-MODEL_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=2),
-    maximum_attempts=8,
-)
-
-# One POST to the caller's URL, with its own retries (the request's retry_count).
-CALLBACK_TIMEOUT = timedelta(seconds=30)
+InputT = TypeVar("InputT")
+OutputT = TypeVar("OutputT")
 # A session waits for the next message after these; other endings end it.
 SESSION_TURN_ENDS = frozenset({StopReason.answered, StopReason.max_steps})
 # Message ids remembered for deduplication, carried across continue-as-new.
 RECENT_MESSAGE_IDS = 1000
-# Types of update rejections; the API turns them into 409 and 422 answers.
-NOT_ACCEPTING = "NotAcceptingMessages"
-NOT_AWAITING = "NotAwaitingInput"
-WRONG_TOOL_CALLS = "WrongToolCalls"
-
-InputT = TypeVar("InputT")
-OutputT = TypeVar("OutputT")
 
 
-@workflow.defn(name="Run")
+@workflow.defn(name=RUN_WORKFLOW)
 class RunWorkflow:
     @workflow.init
     def __init__(self, run: RunInput) -> None:
@@ -146,15 +122,15 @@ class RunWorkflow:
         status, stop_reason, error = outcome
         result = await self._finish(status, stop_reason, error)
         if status is RunStatus.failed:
-            raise ApplicationError(error or "run failed", type="RunFailed", non_retryable=True)
+            raise ApplicationError(error or "run failed", type=RUN_FAILED, non_retryable=True)
         return result
 
-    @workflow.query
+    @workflow.query(name=STATE_QUERY)
     def state(self) -> RunState:
         self._state.queued_messages = len(self._queue)
         return self._state
 
-    @workflow.signal
+    @workflow.signal(name=CANCEL_SIGNAL)
     def cancel(self, request: CancelRequest) -> None:
         """Stop gracefully: the agent loop is interrupted, teardown still runs."""
         if self._state.cancel_requested:
@@ -165,7 +141,7 @@ class RunWorkflow:
         if self._agent is not None:
             self._agent.cancel()
 
-    @workflow.signal
+    @workflow.signal(name=CLOSE_SIGNAL)
     def close(self, request: CloseRequest) -> None:
         """End a session once the agent has answered what it was asked last."""
         if not self._state.close_requested:
@@ -173,7 +149,7 @@ class RunWorkflow:
         self._state.close_requested = True
         self._accepting = False
 
-    @workflow.update
+    @workflow.update(name=USER_MESSAGE_UPDATE)
     def user_message(self, message: UserMessage) -> MessageAck:
         """Queue a message for the agent's next step; an id seen before is acknowledged
         again without queueing it twice."""
@@ -193,7 +169,7 @@ class RunWorkflow:
                 type=NOT_ACCEPTING,
             )
 
-    @workflow.update(name="continue")
+    @workflow.update(name=CONTINUE_UPDATE)
     async def continue_with_results(self, request: ContinueRequest) -> ContinueAck:
         """Hand in the results of the pending client-side tool calls; returns once they are
         recorded and the agent goes on."""
@@ -222,11 +198,11 @@ class RunWorkflow:
         try:
             if run.carry is None:
                 self._details("setting up the scenario")
-                await _lifecycle(
-                    ScenarioActivities.setup,
+                await execute(
+                    stubs.SETUP,
                     run,
+                    policies.lifecycle(run.remote),
                     f"setup {run.environment}/{run.scenario}",
-                    self._lifecycle_retry(),
                 )
             if self._state.cancel_requested:
                 return RunStatus.cancelled, StopReason.cancelled, None
@@ -239,14 +215,14 @@ class RunWorkflow:
                 return RunStatus.cancelled, stop_reason, None
             await self._judge()
             self._details("evaluating")
-            evaluation = await _lifecycle(
-                EvaluationActivities.evaluate,
+            evaluation = await execute(
+                stubs.EVALUATE,
                 EvaluateInput(run_id=run.run_id, stop_reason=stop_reason),
+                policies.lifecycle(run.remote),
                 f"evaluate {run.scenario}",
-                self._lifecycle_retry(),
             )
         except ActivityError as error:
-            return RunStatus.failed, StopReason.error, _describe(error)
+            return RunStatus.failed, StopReason.error, describe(error)
         self._state.reward = evaluation.reward
         return RunStatus.completed, stop_reason, None
 
@@ -257,12 +233,8 @@ class RunWorkflow:
         self._details(f"judging the rubric · {run.judge_model}")
         ref = RunRef(run_id=run.run_id)
         summary = f"judge · {run.judge_model}"
-        if run.judge_model_is_local:
-            await _local(EvaluationActivities.judge, ref, summary)
-        else:
-            await _model_call(
-                EvaluationActivities.judge, ref, summary, self._model_queue(run.judge_model)
-            )
+        local = run.judge_model_is_local
+        await self._model_call(stubs.JUDGE, ref, summary, run.judge_model, local)
 
     async def _until_deadline(self, agent: asyncio.Task[StopReason | None]) -> StopReason | None:
         timeout = None
@@ -322,27 +294,14 @@ class RunWorkflow:
                 return StopReason.input_timeout
         return StopReason.max_steps
 
-    async def _tool_call(self, call: ToolCallInput, name: str) -> ToolCallResult:
+    async def _tool_call(self, request: ToolCallInput, name: str) -> ToolCallResult:
         """An in-process tool as a local activity; a remote one as a regular activity that
         heartbeats, timed and retried as its environment says."""
         remote = self._run.remote
         if remote is None:
-            return await _local(ToolActivities.call_tool, call, f"tool {name}")
-        return await _cancellable(
-            workflow.execute_activity_method(
-                ToolActivities.call_tool,
-                call,
-                start_to_close_timeout=timedelta(seconds=remote.timeout_seconds) + REMOTE_MARGIN,
-                heartbeat_timeout=HEARTBEAT_TIMEOUT,
-                retry_policy=_remote_retry(remote),
-                summary=f"tool {name} (remote)",
-            )
-        )
-
-    def _lifecycle_retry(self) -> RetryPolicy:
-        """Setup and evaluation of a remote environment are tried a bounded number of
-        times: an unreachable server fails the run instead of leaving it retrying."""
-        return RETRY if self._run.remote is None else _remote_retry(self._run.remote)
+            return await execute(stubs.CALL_TOOL, request, policies.LOCAL_STEP, f"tool {name}")
+        policy = policies.remote_tool(remote)
+        return await execute(stubs.CALL_TOOL, request, policy, f"tool {name} (remote)")
 
     async def _results_of(self, step: int, calls: list[ToolCallRef]) -> bool:
         """Wait for the caller to run its tools; false if input_timeout_seconds passed."""
@@ -350,7 +309,7 @@ class RunWorkflow:
         names = ", ".join(call.name for call in calls)
         self._state.pending_tool_calls = calls
         await self._change_status(
-            RunStatus.awaiting_input, f"step-{step}:awaiting", pending_tool_calls=calls
+            RunStatus.awaiting_input, awaiting_key(step), pending_tool_calls=calls
         )
         self._details(f"step {step} · waiting for the caller to run {names}")
         try:
@@ -360,9 +319,10 @@ class RunWorkflow:
         except TimeoutError:
             return False
         results = self._tool_results or []
-        await _local(
-            InputActivities.record_tool_results,
+        await execute(
+            stubs.RECORD_TOOL_RESULTS,
             ToolResultsInput(run_id=run.run_id, step=step, calls=calls, results=results),
+            policies.LOCAL_STEP,
             f"results of {names}",
         )
         self._tool_results = None
@@ -377,7 +337,7 @@ class RunWorkflow:
             return True
         if self._state.close_requested:
             return False
-        await self._change_status(RunStatus.idle, f"turn-{self._state.turns}:idle")
+        await self._change_status(RunStatus.idle, idle_key(self._state.turns))
         self._details("idle · waiting for the next user message")
         try:
             await workflow.wait_condition(
@@ -394,9 +354,10 @@ class RunWorkflow:
             return
         messages, self._queue = self._queue, []
         self._state.turns += 1
-        await _local(
-            InputActivities.record_user_messages,
+        await execute(
+            stubs.RECORD_USER_MESSAGES,
             UserMessagesInput(run_id=self._run.run_id, turn=self._state.turns, messages=messages),
+            policies.LOCAL_STEP,
             f"user message{'s' if len(messages) > 1 else ''} · turn {self._state.turns}",
         )
         self._mark(RunStatus.running)
@@ -404,8 +365,8 @@ class RunWorkflow:
     async def _change_status(
         self, status: RunStatus, key: str, pending_tool_calls: list[ToolCallRef] | None = None
     ) -> None:
-        await _local(
-            InputActivities.record_status,
+        await execute(
+            stubs.RECORD_STATUS,
             StatusChange(
                 run_id=self._run.run_id,
                 key=key,
@@ -413,6 +374,7 @@ class RunWorkflow:
                 step=self._state.step,
                 pending_tool_calls=pending_tool_calls,
             ),
+            policies.LOCAL_STEP,
             status.value,
         )
         self._mark(status)
@@ -456,11 +418,7 @@ class RunWorkflow:
         run = self._run
         ref = StepRef(run_id=run.run_id, step=step, model=run.model)
         summary = f"step {step} · {run.model}"
-        if run.model_is_local:
-            return await _local(ModelActivities.model_step, ref, summary)
-        return await _model_call(
-            ModelActivities.model_step, ref, summary, self._model_queue(run.model)
-        )
+        return await self._model_call(stubs.MODEL_STEP, ref, summary, run.model, run.model_is_local)
 
     async def _user_turn(self, step: int) -> UserTurnResult:
         run = self._run
@@ -468,10 +426,9 @@ class RunWorkflow:
         self._details(f"step {step}/{run.max_steps} · waiting on the simulated user")
         ref = UserTurnRef(run_id=run.run_id, step=step, turn=self._user_turns)
         summary = f"user turn {self._user_turns} · {run.user_model}"
-        if run.user_model_is_local:
-            return await _local(SimulatedUserActivities.user_turn, ref, summary)
-        queue = self._model_queue(run.user_model)
-        return await _model_call(SimulatedUserActivities.user_turn, ref, summary, queue)
+        return await self._model_call(
+            stubs.USER_TURN, ref, summary, run.user_model, run.user_model_is_local
+        )
 
     async def _finish(
         self, status: RunStatus, stop_reason: StopReason, error: str | None
@@ -479,8 +436,8 @@ class RunWorkflow:
         run = self._run
         self._accepting = False
         self._details("tearing down")
-        await _lifecycle(
-            ScenarioActivities.teardown,
+        await execute(
+            stubs.TEARDOWN,
             TeardownInput(
                 run_id=run.run_id,
                 status=status,
@@ -488,6 +445,7 @@ class RunWorkflow:
                 steps=self._state.step,
                 error=error,
             ),
+            policies.TEARDOWN,
             "teardown",
         )
         self._state.status = status
@@ -525,27 +483,30 @@ class RunWorkflow:
         if retries is None:
             return
         try:
-            await workflow.execute_activity_method(
-                CallbackActivities.deliver_callback,
+            await execute(
+                stubs.DELIVER_CALLBACK,
                 RunRef(run_id=self._run.run_id),
-                start_to_close_timeout=CALLBACK_TIMEOUT,
-                retry_policy=RetryPolicy(
-                    initial_interval=timedelta(seconds=1),
-                    backoff_coefficient=2.0,
-                    maximum_interval=timedelta(minutes=1),
-                    maximum_attempts=retries + 1,
-                ),
-                summary="callback",
+                policies.callback(retries),
+                "callback",
             )
         except ActivityError as error:
-            workflow.logger.warning("callback not delivered: %s", _describe(error))
+            workflow.logger.warning("callback not delivered: %s", describe(error))
 
-    def _model_queue(self, model: str | None) -> str | None:
-        """The task queue of a provider model's calls (see RunInput.model_queue_prefix)."""
+    async def _model_call(
+        self,
+        stub: ActivityStub[InputT, OutputT],
+        arg: InputT,
+        summary: str,
+        model: str | None,
+        local: bool,
+    ) -> OutputT:
+        """The scripted model as a local activity; a provider's as a regular activity on the
+        task queue of its calls (see RunInput.model_queue_prefix), where its rate limit holds."""
+        if local:
+            return await execute(stub, arg, policies.LOCAL_STEP, summary)
         prefix = self._run.model_queue_prefix
-        if prefix is None or model is None:
-            return None
-        return prefix + model.partition("/")[0]
+        queue = None if prefix is None or model is None else prefix + model.partition("/")[0]
+        return await execute(stub, arg, policies.MODEL_CALL, summary, task_queue=queue)
 
     def _details(self, text: str) -> None:
         self._state.waiting_on = text
@@ -574,84 +535,3 @@ def _mismatch(expected: list[str], given: list[str]) -> str | None:
     if not problems:
         return None
     return f"{'; '.join(problems)} (pending calls: {', '.join(expected)})"
-
-
-def _remote_retry(policy: RemoteCallPolicy) -> RetryPolicy:
-    return RetryPolicy(
-        initial_interval=timedelta(seconds=1),
-        backoff_coefficient=2.0,
-        maximum_interval=timedelta(seconds=30),
-        maximum_attempts=policy.max_attempts,
-    )
-
-
-async def _lifecycle(
-    method: Callable[[Any, InputT], Awaitable[OutputT]],
-    arg: InputT,
-    summary: str,
-    retry_policy: RetryPolicy = RETRY,
-) -> OutputT:
-    return await _cancellable(
-        workflow.execute_activity_method(
-            method,
-            arg,
-            start_to_close_timeout=LIFECYCLE_TIMEOUT,
-            heartbeat_timeout=HEARTBEAT_TIMEOUT,
-            retry_policy=retry_policy,
-            summary=summary,
-        )
-    )
-
-
-async def _local(
-    method: Callable[[Any, InputT], Awaitable[OutputT]], arg: InputT, summary: str
-) -> OutputT:
-    return await _cancellable(
-        workflow.execute_local_activity_method(
-            method,
-            arg,
-            start_to_close_timeout=LOCAL_STEP_TIMEOUT,
-            retry_policy=RETRY,
-            summary=summary,
-        )
-    )
-
-
-async def _model_call(
-    method: Callable[[Any, InputT], Awaitable[OutputT]],
-    arg: InputT,
-    summary: str,
-    task_queue: str | None,
-) -> OutputT:
-    return await _cancellable(
-        workflow.execute_activity_method(
-            method,
-            arg,
-            task_queue=task_queue,
-            start_to_close_timeout=MODEL_CALL_TIMEOUT,
-            heartbeat_timeout=HEARTBEAT_TIMEOUT,
-            retry_policy=MODEL_RETRY,
-            summary=summary,
-        )
-    )
-
-
-async def _cancellable(activity: Awaitable[OutputT]) -> OutputT:
-    """Await an activity; one cut short by a cancellation re-raises that cancellation.
-
-    The SDK reports an activity cancelled under us (cancel signal, deadline, a cancel sent
-    through Temporal) as an ActivityError; it is the caller's cancellation, not a failure.
-    """
-    try:
-        return await activity
-    except ActivityError as error:
-        if isinstance(error.cause, CancelledError):
-            raise asyncio.CancelledError(str(error)) from error
-        raise
-
-
-def _describe(error: ActivityError) -> str:
-    cause = error.cause
-    if isinstance(cause, ApplicationError):
-        return cause.message
-    return str(cause or error)

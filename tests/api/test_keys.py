@@ -59,7 +59,8 @@ async def test_scopes_limit_what_a_key_may_do(stack: Stack, project_keys: dict[s
         assert refused.status_code == 403
         assert refused.json()["detail"] == "this API key lacks the 'task:write' scope"
         assert (await reader.post(f"/v1/runs/{run_id}/cancel")).status_code == 403
-        assert (await reader.post("/v1/tasksets/upload", json={"name": "x"})).status_code == 403
+        upload = {"name": "x", "tasks": [{"scenario": "capital", "env": {"name": "trivia"}}]}
+        assert (await reader.post("/v1/tasksets/upload", json=upload)).status_code == 403
     async with stack.client(project_keys["writer"]) as writer:
         assert (await writer.get(f"/v1/runs/{run_id}")).status_code == 403
         assert (await writer.get("/v1/environments")).status_code == 403

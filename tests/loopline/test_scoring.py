@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from itertools import combinations
 
-from loopline.catalog import RolloutOutcome
 from loopline.models import RunStatus
 from loopline.scoring import ks_for, pass_at_k, score
+from loopline.store.batches import RolloutOutcome
 
 
 def outcome(task: str, status: RunStatus, success: bool | None, reward: float | None = None):

@@ -22,7 +22,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from loopline.toolservers import META_IDEMPOTENCY_KEY, META_SESSION, SESSION_LOST_CODE
+from loopline.environment.toolservers import META_IDEMPOTENCY_KEY, META_SESSION, SESSION_LOST_CODE
 
 server = MCPServer(
     "shop", log_level="WARNING", instructions="A shop: put items in the cart, then check out."

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from temporalio.client import Client
 
-from api.batches import batch_workflow_id
 from tests.api.test_batches import CAPITAL_TASKS, batch_runs, wait_for_batch
 from tests.harness import Stack, answer_step
+from workflows.contract.names import batch_workflow_id
 
 
 async def test_a_long_batch_continues_as_new_without_losing_a_run(

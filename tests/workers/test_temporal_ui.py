@@ -27,7 +27,7 @@ from tests.harness import (
     tool_step,
     wait_for_run,
 )
-from workers.embedded import ONE_PARTITION
+from workers.cli.up import ONE_PARTITION
 
 CHROMIUM = shutil.which("chromium")
 ARTIFACTS = Path(__file__).parent.parent / "artifacts"

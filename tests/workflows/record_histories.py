@@ -22,12 +22,12 @@ from typing import Any
 import httpx
 from temporalio.client import Client
 
-from api.batches import batch_workflow_id
 from tests.api.test_batches import CAPITAL_TASKS, wait_for_batch
 from tests.api.test_client_tools import client_tool_body
 from tests.harness import Stack, answer_step, dev_server, run_body, tool_step, wait_for_run
-from workers.demo import DEMO_RUNS
-from workers.embedded import ONE_PARTITION
+from workers.cli.demo import DEMO_RUNS
+from workers.cli.up import ONE_PARTITION
+from workflows.contract.names import batch_workflow_id
 
 HISTORIES = Path(__file__).parent / "histories"
 

@@ -11,9 +11,9 @@ import pytest
 from temporalio.client import Client
 from temporalio.contrib.workflow_streams import WorkflowStreamClient
 
-from loopline.models import TOKENS_TOPIC, TokenDelta
 from tests.harness import model_body, run_to_end
 from tests.upstream import Failure, Reply, Upstream
+from workflows.contract.payloads import TOKENS_TOPIC, TokenDelta
 
 PERU = {"country": "Peru"}
 LOOKUP_PERU = ("lookup", '{"topic": "Peru"}')

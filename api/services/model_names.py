@@ -1,0 +1,32 @@
+"""Model names as the hosted products write them: bare (`claude-opus-4-5`, `gpt-4o`), which
+Loopline gives the provider of their family, or already `provider/model`."""
+
+from __future__ import annotations
+
+from api.services.errors import Invalid
+from loopline.models import SCRIPTED_MODEL, Provider
+
+# Model names the hosted products take without a provider, by their family's prefix.
+PROVIDER_PREFIXES: tuple[tuple[str, Provider], ...] = (
+    ("claude", Provider.anthropic),
+    ("gpt", Provider.openai),
+    ("chatgpt", Provider.openai),
+    ("o1", Provider.openai),
+    ("o3", Provider.openai),
+    ("o4", Provider.openai),
+)
+
+
+def qualified_model(name: str, loc: list[str | int] | None = None) -> str:
+    """`name` as Loopline's `provider/model`; names that already say their provider pass."""
+    if "/" in name or name == SCRIPTED_MODEL:
+        return name
+    for prefix, provider in PROVIDER_PREFIXES:
+        if name.lower().startswith(prefix):
+            return f"{provider.value}/{name}"
+    raise Invalid(
+        loc or ["body", "model"],
+        f"cannot tell the provider of model {name!r}: write it as 'provider/model' "
+        "(e.g. 'openai/gpt-4o', 'custom/llama-3'); bare names are known for claude-*, gpt-* "
+        "and o1/o3/o4 models",
+    )

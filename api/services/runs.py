@@ -1,0 +1,310 @@
+"""Runs: starting them durably, and reading them, their events and their logs.
+
+Accepted means durable. A run is written pending, then its workflow is started; if Temporal
+refuses the start, the row is removed and the caller told to try again. If the API stops in
+between, the reconciler (api/services/reconciler.py) starts the workflow of every pending
+row or ends the row failed, saying why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from api.services.access import Access, Caller, Need
+from api.services.errors import Conflict, Invalid
+from api.services.live import LiveEvents
+from api.services.requests import ResolvedRun, resolve, run_input
+from api.services.tasks import find_task, task_request
+from api.services.tasksets import TasksetService
+from api.services.workflows import StartRefused, Workflows
+from loopline.environment.registry import Registry
+from loopline.models import (
+    SCRIPTED_MODEL,
+    EventType,
+    EventView,
+    RunPage,
+    RunRequest,
+    RunSpec,
+    RunStatus,
+    RunView,
+    Scope,
+    TaskDefinition,
+    TaskEnvironment,
+    TasksetUpload,
+    TasksetView,
+)
+from loopline.secrets import SecretBox
+from loopline.store import Stores, TasksetNotFoundError
+from loopline.store.rows import NewRun
+from loopline.store.tasksets import job_id_for
+from loopline.store.trace import EventFilter, RunFilter
+
+WAITING_FOR_CALLER = frozenset({RunStatus.awaiting_input, RunStatus.idle})
+LOG_PAGE = 1000
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    task_queue: str
+    session_history_limit: int
+
+
+@dataclass(frozen=True)
+class RunListing:
+    """What a run listing may filter on; `task` is a task reference (see find_task)."""
+
+    environment: str | None = None
+    scenario: str | None = None
+    status: RunStatus | None = None
+    batch_id: str | None = None
+    task: str | None = None
+
+
+@dataclass(frozen=True)
+class CallerFields:
+    """Fields the caller owns that a run may start with, written with it."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+
+
+def identity_hash(identity: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+
+class RunService:
+    def __init__(
+        self,
+        stores: Stores,
+        access: Access,
+        workflows: Workflows,
+        registry: Registry,
+        secrets: SecretBox,
+        live: LiveEvents,
+        tasksets: TasksetService,
+        settings: RunSettings,
+    ) -> None:
+        self._stores = stores
+        self._access = access
+        self._workflows = workflows
+        self._registry = registry
+        self._secrets = secrets
+        self._live = live
+        self._tasksets = tasksets
+        self._settings = settings
+
+    # --- starting ------------------------------------------------------------------------------
+
+    async def start_run(
+        self,
+        caller: Caller,
+        request: RunRequest,
+        *,
+        task: str | None = None,
+        fields: CallerFields | None = None,
+    ) -> tuple[RunView, bool]:
+        """Start a run, or return the one already started with this run id and body (in the
+        same project: another project's run id is a conflict, never an answer). `task` is
+        the slug of the task of `request.taskset` the run plays. Returns whether it is new."""
+        project = self._access.project(caller, Scope.task_write)
+        resolved = await asyncio.to_thread(resolve, request, self._registry)
+        spec = resolved.spec.model_copy(update={"project": project, "task": task})
+        spec = await self._join_taskset(spec, request.taskset)
+        run_id = request.run_id or uuid.uuid4().hex
+        new = self._new_run(run_id, spec, request, resolved, fields)
+        existing = await self._stores.runs.create_run(new)
+        if existing is not None and existing != new.identity_hash:
+            raise Conflict(
+                f"run id {run_id!r} is already used by a run with a different request; "
+                "choose another run_id or repeat the original request exactly"
+            )
+        if existing is None:
+            await self._start_workflow(new)
+        if request.sync:
+            await self._workflows.wait(run_id, request.timeout)
+        return self._view(await self._stores.runs.get_run(run_id)), existing is None
+
+    async def start_as_task(self, caller: Caller, request: RunRequest) -> tuple[RunView, bool]:
+        """Start a run of `request.taskset` whose scenario and args also become one of its
+        tasks, named by their content so that the same run again finds the same task."""
+        if request.taskset is None:
+            return await self.start_run(caller, request)
+        project = self._access.project(caller, Scope.task_write)
+        try:
+            taskset = await self._stores.tasksets.taskset(request.taskset, project)
+        except TasksetNotFoundError as error:
+            raise Invalid(["body", "taskset"], str(error)) from error
+        content = json.dumps([request.environment, request.scenario, request.args], sort_keys=True)
+        slug = f"run-{hashlib.sha256(content.encode()).hexdigest()[:16]}"
+        task = TaskDefinition(
+            slug=slug,
+            scenario=request.scenario,
+            args=request.args,
+            env=TaskEnvironment(name=request.environment),
+        )
+        await self._tasksets.upload(caller, TasksetUpload(name=taskset.name, tasks=[task]))
+        return await self.start_run(caller, request, task=slug)
+
+    async def find_task(self, caller: Caller, ref: str) -> tuple[TasksetView, TaskDefinition]:
+        """A task by `taskset:slug`, or by its slug alone when one taskset has it."""
+        project = self._access.project(caller, Scope.task_read)
+        return await find_task(self._stores.tasksets, project, ref)
+
+    async def start_task_run(
+        self,
+        caller: Caller,
+        ref: str,
+        options: dict[str, Any],
+        fields: CallerFields | None = None,
+    ) -> tuple[RunView, bool]:
+        """Start a run of a taskset's task; `options` are the run request's other fields,
+        `fields` what the caller sets on the run as it starts (stage, branch, ...)."""
+        taskset, task = await self.find_task(caller, ref)
+        run_fields = {"model": SCRIPTED_MODEL, **options, "taskset": taskset.taskset_id}
+        request = task_request(task, **run_fields)
+        return await self.start_run(caller, request, task=task.slug, fields=fields)
+
+    # --- reading -------------------------------------------------------------------------------
+
+    async def get_run(
+        self,
+        caller: Caller,
+        run_id: str,
+        *,
+        include_trajectory: bool = False,
+        include_state: bool = False,
+    ) -> RunView:
+        view = self._view(await self._access.run(caller, run_id, Need.read))
+        if include_trajectory:
+            view.trajectory = await self._stores.runs.events(run_id)
+        if include_state:
+            view.state = await self._stores.runs.load_state(run_id)
+        return view
+
+    async def watch_run(self, caller: Caller, run_id: str) -> RunView:
+        """The run as the watchers of its events see it (a connection token may)."""
+        return self._view(await self._access.run(caller, run_id, Need.events))
+
+    async def list_runs(
+        self, caller: Caller, listing: RunListing, *, limit: int, offset: int
+    ) -> RunPage:
+        """Runs of the caller's project, newest first (a batch's: in the order it starts them)."""
+        project = self._access.project(caller, Scope.task_read)
+        task = None
+        if listing.task is not None:
+            taskset, definition = await self.find_task(caller, listing.task)
+            task = (taskset.taskset_id, definition.slug or "")
+        where = RunFilter(
+            project=project,
+            environment=listing.environment,
+            scenario=listing.scenario,
+            status=listing.status,
+            batch_id=listing.batch_id,
+            task=task,
+        )
+        total, views = await self._stores.runs.list_runs(where, limit=limit, offset=offset)
+        return RunPage(total=total, limit=limit, offset=offset, runs=[self._view(v) for v in views])
+
+    async def statuses(self, caller: Caller, run_ids: list[str]) -> dict[str, RunView]:
+        """Many runs of the caller's project in one read; ids it cannot see are left out."""
+        project = self._access.project(caller, Scope.task_read)
+        return await self._stores.runs.runs_by_id(list(dict.fromkeys(run_ids)), project)
+
+    async def events(self, caller: Caller, run_id: str, where: EventFilter) -> list[EventView]:
+        await self._access.run(caller, run_id, Need.events)
+        return await self._stores.runs.events(run_id, where)
+
+    async def log_events(
+        self, caller: Caller, run_id: str, where: EventFilter
+    ) -> AsyncIterator[EventView]:
+        """The run's log events, oldest first, read a page at a time as they are sent."""
+        await self._access.run(caller, run_id, Need.events)
+        return self._pages(run_id, where)
+
+    async def _pages(self, run_id: str, where: EventFilter) -> AsyncIterator[EventView]:
+        after = where.after
+        while True:
+            page_filter = EventFilter(
+                after=after,
+                limit=LOG_PAGE,
+                types=(EventType.log,),
+                since=where.since,
+                until=where.until,
+            )
+            page = await self._stores.runs.events(run_id, page_filter)
+            for event in page:
+                yield event
+            if len(page) < LOG_PAGE:
+                return
+            after = page[-1].seq
+
+    async def wait_for_turn(self, caller: Caller, run_id: str, seconds: float) -> RunView:
+        """The run once it has ended or waits for its caller (client tool results, or a
+        session's next message), or as it is after `seconds`."""
+        view = await self._access.run(caller, run_id, Need.events)
+        if not _turn_over(view.status):
+            await self._live.until_status(run_id, _turn_over, seconds)
+        return self._view(await self._stores.runs.get_run(run_id))
+
+    # --- helpers -------------------------------------------------------------------------------
+
+    def _new_run(
+        self,
+        run_id: str,
+        spec: RunSpec,
+        request: RunRequest,
+        resolved: ResolvedRun,
+        fields: CallerFields | None,
+    ) -> NewRun:
+        settings = self._settings
+        return NewRun(
+            run_id=run_id,
+            identity_hash=identity_hash({**request.identity(), "project": spec.project}),
+            spec=spec,
+            run_input=run_input(
+                run_id, spec, request, settings.session_history_limit, settings.task_queue
+            ),
+            sealed_secrets=self._secrets.seal(resolved.secrets),
+            sealed_callback=self._secrets.seal(resolved.callback_secrets),
+            caller_fields=fields.values if fields else {},
+        )
+
+    async def _start_workflow(self, new: NewRun) -> None:
+        spec = new.spec
+        assert new.run_input is not None
+        summary = f"{spec.environment}/{spec.scenario} · {spec.model}"
+        start = Workflows.run_start(new.run_input, new.incarnation, summary)
+        try:
+            await self._workflows.start(start)
+        except StartRefused as refused:
+            if not refused.maybe_started:
+                await self._stores.runs.delete_run(new.run_id)
+                raise
+        except Conflict:
+            await self._stores.runs.delete_run(new.run_id)
+            raise
+
+    async def _join_taskset(self, spec: RunSpec, taskset: str | None) -> RunSpec:
+        """A run started with a taskset joins the taskset's job (its standing batch)."""
+        if taskset is None:
+            return spec
+        try:
+            found = await self._stores.tasksets.taskset(taskset, spec.project)
+        except TasksetNotFoundError as error:
+            raise Invalid(["body", "taskset"], str(error)) from error
+        job_id = job_id_for(found.taskset_id)
+        await self._stores.batches.ensure_job(job_id, found.taskset_id, spec.project)
+        return spec.model_copy(update={"taskset_id": found.taskset_id, "batch_id": job_id})
+
+    def _view(self, view: RunView) -> RunView:
+        view.temporal_ui_url = self._workflows.ui_link(view.workflow_id)
+        return view
+
+
+def _turn_over(status: RunStatus) -> bool:
+    return status.is_final or status in WAITING_FOR_CALLER

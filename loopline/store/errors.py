@@ -1,0 +1,23 @@
+"""What the trace store reports when a record is not there."""
+
+from __future__ import annotations
+
+
+class RunNotFoundError(LookupError):
+    pass
+
+
+class TasksetNotFoundError(LookupError):
+    pass
+
+
+class BatchNotFoundError(LookupError):
+    pass
+
+
+class AgentNotFoundError(LookupError):
+    pass
+
+
+class UnknownKeyError(LookupError):
+    pass

@@ -1,0 +1,198 @@
+"""Rows of runs and events: how they are written and read back as views."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import func, select, update
+from sqlalchemy.engine import Connection
+
+from loopline.models import (
+    CallbackOutcome,
+    DeliveryStatus,
+    EventType,
+    EventView,
+    RunSpec,
+    RunStatus,
+    RunView,
+    StopReason,
+    Usage,
+)
+from loopline.store.database import aware, utcnow
+from loopline.store.errors import RunNotFoundError
+from loopline.store.tables import (
+    USAGE_COLUMNS,
+    callback_secrets,
+    env_states,
+    events,
+    run_secrets,
+    runs,
+)
+from workflows.contract.names import run_workflow_id
+from workflows.contract.payloads import RunInput
+
+
+@dataclass(frozen=True)
+class NewRun:
+    run_id: str
+    identity_hash: str
+    spec: RunSpec
+    run_input: RunInput | None = None
+    sealed_secrets: str | None = None
+    sealed_callback: str | None = None
+    batch_index: int | None = None
+    # Fields the caller owns, set with the run in the same write (stage, branch, ...).
+    caller_fields: dict[str, Any] = field(default_factory=dict)
+    incarnation: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+
+def insert_runs(conn: Connection, new_runs: list[NewRun]) -> None:
+    """Insert pending runs with their sealed secrets, each table in one executemany."""
+    now = utcnow()
+    conn.execute(runs.insert(), [_run_row(new, now) for new in new_runs])
+    sealed = [
+        {"run_id": new.run_id, "sealed": new.sealed_secrets}
+        for new in new_runs
+        if new.sealed_secrets is not None
+    ]
+    if sealed:
+        conn.execute(run_secrets.insert(), sealed)
+    callbacks = [
+        {"run_id": new.run_id, "sealed": new.sealed_callback}
+        for new in new_runs
+        if new.sealed_callback is not None
+    ]
+    if callbacks:
+        conn.execute(callback_secrets.insert(), callbacks)
+
+
+def _run_row(new: NewRun, now: datetime) -> dict[str, Any]:
+    spec = new.spec
+    return {
+        "run_id": new.run_id,
+        "identity_hash": new.identity_hash,
+        "environment": spec.environment,
+        "scenario": spec.scenario,
+        "model": spec.model,
+        "spec": spec.model_dump(mode="json"),
+        "status": RunStatus.pending.value,
+        "created_at": now,
+        "run_input": new.run_input.model_dump(mode="json") if new.run_input else None,
+        "callback": _pending_callback(spec),
+        "batch_id": spec.batch_id,
+        "batch_index": new.batch_index,
+        "task": spec.task,
+        "project": spec.project,
+        "incarnation": new.incarnation,
+        # executemany needs every row to name the same columns.
+        "stage": None,
+        "branch": None,
+        "client_state": None,
+        **new.caller_fields,
+    }
+
+
+def _pending_callback(spec: RunSpec) -> dict[str, Any] | None:
+    if spec.callback is None:
+        return None
+    return CallbackOutcome(status=DeliveryStatus.pending).model_dump(mode="json")
+
+
+def lock_run(conn: Connection, run_id: str) -> None:
+    # Writers of one run queue on its row (SQLite: on BEGIN IMMEDIATE), so that
+    # max(seq) + 1 is free and a concurrent writer of the same key sees it recorded.
+    locked = conn.execute(
+        select(runs.c.run_id).where(runs.c.run_id == run_id).with_for_update()
+    ).first()
+    if locked is None:
+        raise RunNotFoundError(f"no run {run_id!r}")
+
+
+def event_by_key(conn: Connection, run_id: str, key: str) -> EventView | None:
+    row = conn.execute(select(events).where(events.c.run_id == run_id, events.c.key == key)).first()
+    return event_view(row._mapping) if row is not None else None
+
+
+def append_event(
+    conn: Connection, run_id: str, key: str, type_: EventType, data: dict[str, Any]
+) -> EventView:
+    last = conn.scalar(select(func.max(events.c.seq)).where(events.c.run_id == run_id))
+    row = {
+        "run_id": run_id,
+        "seq": int(last or 0) + 1,
+        "key": key,
+        "type": type_.value,
+        "data": data,
+        "created_at": utcnow(),
+    }
+    conn.execute(events.insert().values(**row))
+    return event_view(row)
+
+
+def save_state(conn: Connection, run_id: str, state: BaseModel) -> None:
+    dumped = state.model_dump(mode="json")
+    changed = conn.execute(
+        update(env_states).where(env_states.c.run_id == run_id).values(state=dumped)
+    )
+    if changed.rowcount == 0:
+        conn.execute(env_states.insert().values(run_id=run_id, state=dumped))
+
+
+def usage_increments(usage: Usage) -> dict[str, Any]:
+    """Column updates that add `usage` to a run's totals."""
+    return {name: runs.c[name] + getattr(usage, name) for name in USAGE_COLUMNS}
+
+
+def run_view(row: Any) -> RunView:
+    spec = RunSpec.model_validate(row["spec"])
+    return RunView(
+        run_id=row["run_id"],
+        workflow_id=run_workflow_id(row["run_id"]),
+        project=row["project"],
+        status=RunStatus(row["status"]),
+        environment=row["environment"],
+        scenario=row["scenario"],
+        model=row["model"],
+        args=spec.args,
+        max_steps=spec.max_steps,
+        steps=row["steps"],
+        stop_reason=StopReason(row["stop_reason"]) if row["stop_reason"] else None,
+        reward=row["reward"],
+        reward_details=row["reward_details"],
+        answer=row["answer"],
+        error=row["error"],
+        usage=Usage.model_validate({name: row[name] for name in USAGE_COLUMNS}),
+        created_at=aware(row["created_at"]),
+        ended_at=aware(row["ended_at"]),
+        torn_down=row["torn_down"],
+        session=spec.session,
+        pending_tool_calls=row["pending_tool_calls"],
+        stage=row["stage"],
+        branch=row["branch"],
+        output=row["output"],
+        client_state=row["client_state"],
+        error_message=row["error_message"],
+        success=row["success"],
+        evaluations=row["evaluations"],
+        callback=row["callback"],
+        batch_id=spec.batch_id,
+        taskset_id=spec.taskset_id,
+        task=spec.task,
+        rollout=spec.rollout,
+        metadata=spec.metadata,
+        tags=spec.tags,
+        incarnation=row["incarnation"] or "",
+    )
+
+
+def event_view(row: Any) -> EventView:
+    return EventView(
+        seq=row["seq"],
+        type=EventType(row["type"]),
+        created_at=aware(row["created_at"]),
+        data=row["data"],
+    )

@@ -1,0 +1,96 @@
+"""How each kind of activity is timed and retried. Every policy has a bounded number of
+attempts: a fault that no retry mends fails the run with its error instead of leaving it
+running forever."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from temporalio.common import RetryPolicy
+
+from loopline.models import RemoteCallPolicy
+
+
+@dataclass(frozen=True)
+class ActivityPolicy:
+    start_to_close: timedelta
+    retry: RetryPolicy
+    heartbeat: timedelta | None = None
+    # Local activities run in the workflow's own worker, without a round trip to the server.
+    local: bool = False
+
+
+def _backoff(attempts: int, longest: timedelta = timedelta(seconds=30)) -> RetryPolicy:
+    return RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        backoff_coefficient=2.0,
+        maximum_interval=longest,
+        maximum_attempts=attempts,
+    )
+
+
+# Regular activities heartbeat (activities/heartbeats.py): a killed worker's activity is
+# retried elsewhere after this long, not after its whole timeout.
+HEARTBEAT_TIMEOUT = timedelta(seconds=15)
+
+# Setup and evaluation happen once per run: regular activities, each its own row in the UI,
+# retried by the server, able to run on any worker. Ten attempts span about 4 minutes.
+LIFECYCLE = ActivityPolicy(
+    start_to_close=timedelta(minutes=10), retry=_backoff(10), heartbeat=HEARTBEAT_TIMEOUT
+)
+# Teardown records how the run ended: it is given longer (about 25 minutes) to get through a
+# database outage, since a run whose teardown fails keeps its last status in the store.
+TEARDOWN = ActivityPolicy(
+    start_to_close=timedelta(minutes=10),
+    retry=_backoff(30, longest=timedelta(minutes=1)),
+    heartbeat=HEARTBEAT_TIMEOUT,
+)
+# The scripted model and in-process tools answer in milliseconds. As local activities they
+# cost ~3 ms per call instead of ~31 ms for a regular activity round trip, and history
+# records one marker per call. Their results are committed in the trace store under an
+# idempotency key, so a call re-run after a crash returns what was recorded.
+LOCAL_STEP = ActivityPolicy(start_to_close=timedelta(minutes=2), retry=_backoff(10), local=True)
+# A provider call is slow and may be rate limited: a regular activity that any worker can
+# pick up, heartbeating while it waits, retried with backoff (at least as long as a
+# retry-after asks) a bounded number of times before the run fails with the provider's error.
+MODEL_CALL = ActivityPolicy(
+    start_to_close=timedelta(minutes=15),
+    retry=_backoff(8, longest=timedelta(minutes=2)),
+    heartbeat=HEARTBEAT_TIMEOUT,
+)
+# What a batch workflow reads and writes in the trace store.
+BATCH_STORE = ActivityPolicy(start_to_close=timedelta(minutes=1), retry=_backoff(20), local=True)
+RELAY = ActivityPolicy(start_to_close=timedelta(seconds=30), retry=_backoff(5))
+# A remote call may take the environment's whole call timeout; this much more lets the
+# activity report the server's timeout itself rather than be cut off by Temporal's.
+REMOTE_MARGIN = timedelta(seconds=5)
+
+
+def callback(retry_count: int) -> ActivityPolicy:
+    """One POST to the caller's URL per attempt, `retry_count` retries after the first."""
+    return ActivityPolicy(
+        start_to_close=timedelta(seconds=30),
+        retry=_backoff(retry_count + 1, longest=timedelta(minutes=1)),
+    )
+
+
+def remote_tool(remote: RemoteCallPolicy) -> ActivityPolicy:
+    """A tool call on a remote environment's server, as its environment times and retries it."""
+    return ActivityPolicy(
+        start_to_close=timedelta(seconds=remote.timeout_seconds) + REMOTE_MARGIN,
+        retry=_backoff(remote.max_attempts),
+        heartbeat=HEARTBEAT_TIMEOUT,
+    )
+
+
+def lifecycle(remote: RemoteCallPolicy | None) -> ActivityPolicy:
+    """Setup and evaluation; against a remote environment tried as often as it says, so an
+    unreachable server fails the run instead of leaving it retrying."""
+    if remote is None:
+        return LIFECYCLE
+    return ActivityPolicy(
+        start_to_close=LIFECYCLE.start_to_close,
+        retry=_backoff(remote.max_attempts),
+        heartbeat=HEARTBEAT_TIMEOUT,
+    )
