@@ -13,13 +13,11 @@ from typing import Any
 
 from temporalio import activity
 
-from activities.base import StoreActivities
 from activities.errors import permanent, remote_failure
 from activities.heartbeats import heartbeating
-from activities.model_calls import ModelCaller
+from activities.model_calls import ModelCallingActivities
 from activities.providers import Ask, Purpose
 from loopline.environment import Outcome, Reward
-from loopline.environment.registry import Registry
 from loopline.environment.remote import RemoteEnvironment, RemoteScenarioError
 from loopline.environment.toolservers import ToolServerError
 from loopline.models import (
@@ -31,7 +29,6 @@ from loopline.models import (
     Message,
     RunSpec,
 )
-from loopline.store import TraceStore
 from workflows.contract import stubs
 from workflows.contract.names import EVALUATE_KEY, evaluator_key
 from workflows.contract.payloads import EvaluateInput, EvaluateResult, RunRef
@@ -44,11 +41,7 @@ Read the rubric and the agent's transcript, then reply with one JSON object and 
 TRANSCRIPT_CHARS = 60_000
 
 
-class EvaluationActivities(StoreActivities):
-    def __init__(self, store: TraceStore, registry: Registry, caller: ModelCaller) -> None:
-        super().__init__(store, registry)
-        self.caller = caller
-
+class EvaluationActivities(ModelCallingActivities):
     @activity.defn(name=stubs.JUDGE.name)
     async def judge(self, ref: RunRef) -> None:
         """Ask the judge model to score the trajectory against the run's rubric."""

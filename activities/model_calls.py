@@ -12,11 +12,13 @@ from dataclasses import dataclass
 
 from temporalio import activity
 
+from activities.base import StoreActivities
 from activities.errors import permanent
 from activities.heartbeats import heartbeating
 from activities.providers import Ask, Completion, MissingExtraError, ModelProvider, provider_for
 from activities.providers.errors import as_application_error, redact
 from activities.token_stream import token_stream
+from loopline.environment.registry import Registry
 from loopline.models import ModelConfig, Provider, Script, Usage
 from loopline.pricing import PriceTable
 from loopline.secrets import SecretBox, SecretsUnavailableError
@@ -137,3 +139,11 @@ def _record_call(config: ModelConfig, ask: Ask, latency_ms: float, usage: Usage)
     meter.create_histogram_float(
         "loopline_model_call_cost_usd", "Cost of each model call; its _sum is the spend", "USD"
     ).record(usage.cost_usd)
+
+
+class ModelCallingActivities(StoreActivities):
+    """Activities that ask a model: the trace store, the environments and the model caller."""
+
+    def __init__(self, store: TraceStore, registry: Registry, caller: ModelCaller) -> None:
+        super().__init__(store, registry)
+        self.caller = caller

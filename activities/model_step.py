@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from temporalio import activity
 
-from activities.base import StoreActivities
 from activities.context import Summary, compose, cut_point, summary_due, summary_request
-from activities.model_calls import ModelCaller, Priced
+from activities.model_calls import ModelCallingActivities, Priced
 from activities.providers import Ask, Purpose
-from loopline.environment.registry import Registry
 from loopline.models import EventType, Message, RunSpec, ToolInfo
-from loopline.store import TraceStore
 from workflows.contract import stubs
 from workflows.contract.names import model_key, summary_key
 from workflows.contract.payloads import ModelStepResult, StepRef, ToolCallRef
@@ -18,11 +15,7 @@ from workflows.contract.payloads import ModelStepResult, StepRef, ToolCallRef
 MODEL_SECRET = "model"
 
 
-class ModelActivities(StoreActivities):
-    def __init__(self, store: TraceStore, registry: Registry, caller: ModelCaller) -> None:
-        super().__init__(store, registry)
-        self.caller = caller
-
+class ModelActivities(ModelCallingActivities):
     @activity.defn(name=stubs.MODEL_STEP.name)
     async def model_step(self, ref: StepRef) -> ModelStepResult:
         recorded = await self.store.event_by_key(ref.run_id, model_key(ref.step))

@@ -9,14 +9,11 @@ from __future__ import annotations
 
 from temporalio import activity
 
-from activities.base import StoreActivities
 from activities.errors import permanent
-from activities.model_calls import ModelCaller
+from activities.model_calls import ModelCallingActivities
 from activities.providers import Ask, Purpose
 from activities.providers.scripted import EXHAUSTED_ANSWER
-from loopline.environment.registry import Registry
 from loopline.models import EventType, Message
-from loopline.store import TraceStore
 from workflows.contract import stubs
 from workflows.contract.names import PERSONA_KEY, user_key
 from workflows.contract.payloads import UserTurnRef, UserTurnResult
@@ -33,11 +30,7 @@ RULES = (
 )
 
 
-class SimulatedUserActivities(StoreActivities):
-    def __init__(self, store: TraceStore, registry: Registry, caller: ModelCaller) -> None:
-        super().__init__(store, registry)
-        self.caller = caller
-
+class SimulatedUserActivities(ModelCallingActivities):
     @activity.defn(name=stubs.USER_TURN.name)
     async def user_turn(self, ref: UserTurnRef) -> UserTurnResult:
         key = user_key(ref.step)

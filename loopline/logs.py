@@ -45,24 +45,22 @@ class JsonFormatter(logging.Formatter):
 
 
 def _workflow_fields(details: dict[str, Any]) -> dict[str, Any]:
-    workflow_id = details.get("workflow_id", "")
     return {
-        **_run_id(workflow_id),
-        "workflow_id": workflow_id,
+        **_run_fields(details.get("workflow_id", ""), details.get("run_id")),
         "workflow_type": details.get("workflow_type"),
-        "temporal_run_id": details.get("run_id"),
     }
 
 
 def _activity_fields(details: dict[str, Any]) -> dict[str, Any]:
-    workflow_id = details.get("workflow_id", "")
     return {
-        **_run_id(workflow_id),
-        "workflow_id": workflow_id,
-        "temporal_run_id": details.get("workflow_run_id"),
+        **_run_fields(details.get("workflow_id", ""), details.get("workflow_run_id")),
         "activity": details.get("activity_type"),
         "attempt": details.get("attempt"),
     }
+
+
+def _run_fields(workflow_id: str, temporal_run_id: str | None) -> dict[str, Any]:
+    return {**_run_id(workflow_id), "workflow_id": workflow_id, "temporal_run_id": temporal_run_id}
 
 
 def _run_id(workflow_id: str) -> dict[str, str]:

@@ -61,6 +61,17 @@ async def api(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
 
 
 _EXIT_STATUS = pytest.StashKey[int]()
+# Tests under these folders start Loopline processes of their own.
+PROCESS_TESTS = ("tests/workers/",)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark what needs the stack (a Temporal dev server, real processes): the fast tier is
+    `pytest -m "not stack"`."""
+    for item in items:
+        where = item.nodeid.replace("\\", "/")
+        if "temporal" in getattr(item, "fixturenames", ()) or where.startswith(PROCESS_TESTS):
+            item.add_marker(pytest.mark.stack)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -28,6 +28,9 @@ from loopline.temporal import temporal_binary
 from workflows.contract.names import SEARCH_ATTRIBUTES
 
 FINAL_STATUSES = {"completed", "failed", "cancelled"}
+# How long a process of the stack may take to come up. Generous: on a busy machine an
+# import of the API once took 24 s; LOOPLINE_TEST_START_SECONDS sets another limit.
+START_SECONDS = float(os.environ.get("LOOPLINE_TEST_START_SECONDS", "120"))
 
 
 def free_port() -> int:
@@ -88,20 +91,29 @@ class Stack:
         return worker
 
     async def start_api(self, **env: str) -> None:
+        """The API process, once it answers; if it does not, every process of the stack
+        is stopped before the error is raised (a failed fixture leaves nothing running)."""
         self.api = self._spawn("api", "api", "--port", str(self.api_port), env=env)
-        deadline = time.monotonic() + 30
+        try:
+            await self._until_healthy(self.api)
+            self.api_key = await self.create_key("default", Scope.admin)
+        except BaseException:
+            self.stop()
+            raise
+
+    async def _until_healthy(self, api: subprocess.Popen[bytes]) -> None:
+        deadline = time.monotonic() + START_SECONDS
         async with httpx.AsyncClient(base_url=self.api_url) as http:
             while time.monotonic() < deadline:
-                if self.api.poll() is not None:
+                if api.poll() is not None:
                     raise RuntimeError(f"the API exited; see {self.workdir / 'api.log'}")
                 try:
                     if (await http.get("/healthz")).status_code == 200:
-                        self.api_key = await self.create_key("default", Scope.admin)
                         return
                 except httpx.TransportError:
                     pass
                 await asyncio.sleep(0.1)
-        raise TimeoutError("the API did not come up within 30 s")
+        raise TimeoutError(f"the API did not come up within {START_SECONDS:g} s")
 
     async def create_key(self, project: str, *scopes: Scope) -> str:
         """A new API key, made in the database as `loopline keys create` does."""
@@ -128,7 +140,7 @@ class Stack:
 
 
 async def wait_for_run(
-    http: httpx.AsyncClient, run_id: str, *, until: set[str] = FINAL_STATUSES, within: float = 60
+    http: httpx.AsyncClient, run_id: str, *, until: set[str] = FINAL_STATUSES, within: float = 120
 ) -> dict[str, Any]:
     deadline = time.monotonic() + within
     while True:
@@ -143,7 +155,7 @@ async def wait_for_run(
 
 
 async def run_to_end(
-    http: httpx.AsyncClient, body: dict[str, Any], *, within: float = 90
+    http: httpx.AsyncClient, body: dict[str, Any], *, within: float = 180
 ) -> dict[str, Any]:
     """Start a run (it must be accepted) and wait until it has ended."""
     response = await http.post("/v1/runs", json=body)
@@ -152,7 +164,7 @@ async def run_to_end(
 
 
 async def wait_for_steps(
-    http: httpx.AsyncClient, run_id: str, steps: int, within: float = 60
+    http: httpx.AsyncClient, run_id: str, steps: int, within: float = 120
 ) -> None:
     deadline = time.monotonic() + within
     while (await http.get(f"/v1/runs/{run_id}")).json()["steps"] < steps:

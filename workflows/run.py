@@ -6,6 +6,9 @@ continues as new at such an idle point when its history grows long.
 
 The workflow keeps only counters and small state; the conversation lives in the trace store
 and activities read it there, so history grows by a fixed amount per step.
+
+It is one class of ~500 lines: its signals, updates and agent loop share that state, and
+reading them together is how a replay-safe change is checked.
 """
 
 from __future__ import annotations

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from activities.providers.anthropic_messages import AnthropicMessages
 from activities.providers.base import Ask, Completion, ModelProvider, Purpose
-from activities.providers.openai_chat import OpenAIChat
 from activities.providers.scripted import ScriptedModel
 from loopline.extras import missing_extra
 from loopline.models import ModelConfig, Provider, Script
@@ -28,6 +26,12 @@ def provider_for(config: ModelConfig, api_key: str | None, script: Script | None
         raise MissingExtraError(reason)
     if config.provider is Provider.scripted:
         return ScriptedModel(script)
+    # A provider's SDK is imported by the first call that needs it: a worker that plays
+    # only scripted runs never loads it (openai and anthropic take seconds to import).
     if config.provider.speaks_openai:
+        from activities.providers.openai_chat import OpenAIChat
+
         return OpenAIChat(config, api_key)
+    from activities.providers.anthropic_messages import AnthropicMessages
+
     return AnthropicMessages(config, api_key)

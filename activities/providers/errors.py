@@ -6,21 +6,24 @@ least as long as a `retry-after` header asks.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, cast
 
-import anthropic
-import openai
 from temporalio.exceptions import ApplicationError
+
+if TYPE_CHECKING:
+    import openai
 
 RETRYABLE_STATUSES = frozenset({408, 409, 429})
 MAX_RETRY_AFTER = timedelta(minutes=10)
 REDACTED = "[redacted]"
 
-STATUS_ERRORS = (openai.APIStatusError, anthropic.APIStatusError)
-# Timeouts are connection errors too (APITimeoutError subclasses APIConnectionError).
-TRANSPORT_ERRORS = (openai.APIConnectionError, anthropic.APIConnectionError)
+# The SDKs' own exception packages: an error raised by a provider client was raised after
+# its SDK was imported, so looking it up never imports one.
+SDKS = ("openai", "anthropic")
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
@@ -34,17 +37,19 @@ def as_application_error(
     error: Exception, provider: str, secrets: Iterable[str]
 ) -> ApplicationError | None:
     """The Temporal error for a provider SDK failure; None if `error` is not one."""
-    if isinstance(error, STATUS_ERRORS):
-        status = error.status_code
-        message = redact(f"{provider} answered {status}: {error.message}", secrets)
+    if isinstance(error, _sdk_errors("APIStatusError")):
+        answered = cast("openai.APIStatusError", error)  # anthropic's has the same fields
+        status = answered.status_code
+        message = redact(f"{provider} answered {status}: {answered.message}", secrets)
         retryable = status in RETRYABLE_STATUSES or status >= 500
         return ApplicationError(
             message,
             type=f"ProviderHTTP{status}",
             non_retryable=not retryable,
-            next_retry_delay=retry_after(error.response.headers) if retryable else None,
+            next_retry_delay=retry_after(answered.response.headers) if retryable else None,
         )
-    if isinstance(error, TRANSPORT_ERRORS):
+    # Timeouts are connection errors too (APITimeoutError subclasses APIConnectionError).
+    if isinstance(error, _sdk_errors("APIConnectionError")):
         kind = "timed out" if "Timeout" in type(error).__name__ else "could not be reached"
         message = redact(f"{provider} {kind}: {error}", secrets)
         return ApplicationError(message, type="ProviderUnreachable")
@@ -79,3 +84,9 @@ def _parse_date(value: str) -> timedelta | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment - datetime.now(UTC)
+
+
+def _sdk_errors(name: str) -> tuple[type[Exception], ...]:
+    """The exception class `name` of every provider SDK this process has loaded."""
+    loaded = (sys.modules.get(sdk) for sdk in SDKS)
+    return tuple(getattr(module, name) for module in loaded if module is not None)

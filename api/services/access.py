@@ -69,14 +69,12 @@ class Caller:
         return self.token is None and (Scope.admin in self.scopes or scope in self.scopes)
 
 
+@dataclass
 class Access:
-    def __init__(
-        self, keys: KeyStore, runs: TraceStore, batches: BatchStore, signer: Signer
-    ) -> None:
-        self._keys = keys
-        self._runs = runs
-        self._batches = batches
-        self.signer = signer
+    keys: KeyStore
+    runs: TraceStore
+    batches: BatchStore
+    signer: Signer
 
     async def authenticate(self, credential: str | None, *, in_url: bool = False) -> Caller:
         """The caller a credential stands for; `in_url` when it came as `?token=`."""
@@ -91,7 +89,7 @@ class Access:
                     "API keys go in the Authorization (or X-API-KEY) header, never in a URL; "
                     "?token= takes a run's connection token"
                 )
-            key = await self._keys.authenticate(credential)
+            key = await self.keys.authenticate(credential)
             if key is None:
                 raise Unauthenticated("the API key is not valid, or it was revoked")
             return Caller(project=key.project, scopes=frozenset(key.scopes), key_id=key.key_id)
@@ -113,7 +111,7 @@ class Access:
             return await self._token_run(caller.token, caller.project, run_id, need)
         self.project(caller, KEY_SCOPE[need])
         try:
-            view = await self._runs.get_run(run_id)
+            view = await self.runs.get_run(run_id)
         except LookupError:
             view = None
         if view is None or view.project != caller.project:
@@ -123,7 +121,7 @@ class Access:
     async def batch(self, caller: Caller, batch_id: str, scope: Scope) -> BatchRecord:
         project = self.project(caller, scope)
         try:
-            record = await self._batches.get(batch_id)
+            record = await self.batches.get(batch_id)
         except LookupError:
             record = None
         if record is None or record.project != project:
@@ -152,7 +150,7 @@ class Access:
         if token.run_id != run_id:
             raise Forbidden("the connection token is for another run")
         try:
-            view = await self._runs.get_run(run_id)
+            view = await self.runs.get_run(run_id)
         except LookupError:
             view = None
         if view is None or view.project != project or view.incarnation != token.incarnation:

@@ -23,6 +23,7 @@ from api.services.model_names import qualified_model
 from api.services.runs import RunService
 from loopline.models import (
     AgentKernel,
+    AgentVersion,
     ChatMessage,
     ClientTool,
     ContinueRequest,
@@ -38,7 +39,7 @@ from loopline.models import (
     parse_model,
 )
 from loopline.store import AgentStore, TraceStore
-from loopline.store.agents import AgentVersion, agent_id_for
+from loopline.store.agents import agent_id_for
 
 CHAT_ENVIRONMENT = "chat"
 CHAT_SCENARIO = "respond"
@@ -87,43 +88,35 @@ class AgentTurn:
         return meta
 
 
+@dataclass
 class AgentService:
-    def __init__(
-        self,
-        agents: AgentStore,
-        store: TraceStore,
-        access: Access,
-        runs: RunService,
-        commands: CommandService,
-        live: LiveEvents,
-    ) -> None:
-        self._agents = agents
-        self._store = store
-        self._access = access
-        self._runs = runs
-        self._commands = commands
-        self._live = live
+    agents: AgentStore
+    store: TraceStore
+    access: Access
+    runs: RunService
+    commands: CommandService
+    live: LiveEvents
 
     async def save_version(self, caller: Caller, path: str, config: dict[str, Any]) -> AgentVersion:
         """The version of `config` at `path`; the same config is the same version."""
-        project = self._access.project(caller, Scope.task_write)
-        return await self._agents.save(project, path, config)
+        project = self.access.project(caller, Scope.task_write)
+        return await self.agents.save(project, path, config)
 
     async def deploy(
         self, caller: Caller, agent_id: str, environment: str, version_id: str
     ) -> AgentVersion:
-        project = self._access.project(caller, Scope.task_write)
-        version = await self._agents.version(version_id, project)
+        project = self.access.project(caller, Scope.task_write)
+        version = await self.agents.version(version_id, project)
         if version.agent_id != agent_id:
             raise NotFound(f"agent {agent_id!r} has no version {version_id!r}")
-        await self._agents.deploy(version, environment)
+        await self.agents.deploy(version, environment)
         return version
 
     async def call(self, caller: Caller, ref: AgentRef, call: AgentCall) -> str:
         """Start the agent's run and return its id (the log id); `turn` or `stream` follow."""
         version = await self._version(caller, ref)
         kernel = AgentKernel.model_validate(version.config)
-        view, _ = await self._runs.start_run(caller, _run_request(call, kernel, version))
+        view, _ = await self.runs.start_run(caller, _run_request(call, kernel, version))
         return view.run_id
 
     async def resume(self, caller: Caller, log_id: str, messages: list[ChatMessage]) -> int:
@@ -137,14 +130,14 @@ class AgentService:
                     "continue takes tool messages only: {role: 'tool', tool_call_id, content}",
                 )
             results.append(ToolResult(call_id=message.tool_call_id, content=message.content or ""))
-        await self._commands.continue_run(caller, log_id, ContinueRequest(tool_results=results))
-        progress = await self._store.progress([log_id])
+        await self.commands.continue_run(caller, log_id, ContinueRequest(tool_results=results))
+        progress = await self.store.progress([log_id])
         return progress[log_id].last_seq if log_id in progress else 0
 
     async def turn(self, caller: Caller, log_id: str) -> AgentTurn:
         """The run once it has ended or needs its caller, with its trajectory. A run not to
         be saved forgets its payloads once it has ended; this answer still holds them."""
-        await self._runs.wait_for_turn(caller, log_id, CALL_WAIT_SECONDS)
+        await self.runs.wait_for_turn(caller, log_id, CALL_WAIT_SECONDS)
         return await self._finish_turn(caller, log_id)
 
     async def stream(
@@ -152,13 +145,13 @@ class AgentService:
     ) -> AsyncIterator[EventView | AgentTurn]:
         """The run's events after `after` as they happen until its turn is over, then the
         turn."""
-        await self._access.run(caller, log_id, Need.events)
+        await self.access.run(caller, log_id, Need.events)
         return self._follow(caller, log_id, after)
 
     async def _follow(
         self, caller: Caller, log_id: str, after: int
     ) -> AsyncIterator[EventView | AgentTurn]:
-        async for item in self._live.follow(log_id, after):
+        async for item in self.live.follow(log_id, after):
             if isinstance(item, StreamEnd):
                 break
             if isinstance(item, EventView):
@@ -168,32 +161,32 @@ class AgentService:
         yield await self._finish_turn(caller, log_id)
 
     async def _finish_turn(self, caller: Caller, log_id: str) -> AgentTurn:
-        run = await self._runs.get_run(caller, log_id, include_trajectory=True)
+        run = await self.runs.get_run(caller, log_id, include_trajectory=True)
         meta = run.metadata.get(META_KEY, {})
         if not meta.get("save", True) and run.status.is_final:
-            await self._store.forget_payloads(log_id)
-        project = self._access.project(caller, Scope.task_read)
-        version = await self._agents.version(str(meta.get("version_id", "")), project)
+            await self.store.forget_payloads(log_id)
+        project = self.access.project(caller, Scope.task_read)
+        version = await self.agents.version(str(meta.get("version_id", "")), project)
         return AgentTurn(run=run, version=version)
 
     async def _version(self, caller: Caller, ref: AgentRef) -> AgentVersion:
-        project = self._access.project(caller, Scope.task_write)
+        project = self.access.project(caller, Scope.task_write)
         if ref.agent is None:
             if not (ref.version_id or ref.agent_id or ref.path):
                 raise Invalid(
                     ["body", "agent"], "give the agent (a config or .agent text), or its path or id"
                 )
             if ref.version_id:
-                return await self._agents.version(ref.version_id, project)
+                return await self.agents.version(ref.version_id, project)
             agent_id = ref.agent_id or agent_id_for(project, ref.path or "")
-            return await self._agents.current(agent_id, project, ref.environment)
+            return await self.agents.current(agent_id, project, ref.environment)
         kernel = parse_agent_file(ref.agent) if isinstance(ref.agent, str) else ref.agent
         path = ref.path
         if path is None and ref.agent_id:
-            path = (await self._agents.current(ref.agent_id, project, None)).path
+            path = (await self.agents.current(ref.agent_id, project, None)).path
         if path is None:
             raise Invalid(["body", "path"], "an agent given inline needs its path")
-        return await self._agents.save(project, path, kernel.model_dump(exclude_none=True))
+        return await self.agents.save(project, path, kernel.model_dump(exclude_none=True))
 
 
 def _turn_ends(event: EventView) -> bool:

@@ -44,15 +44,13 @@ class ArtifactLink:
     url: str
 
 
+@dataclass
 class ArtifactService:
-    def __init__(
-        self, store: TraceStore, access: Access, blobs: BlobStore, signer: Signer, max_bytes: int
-    ) -> None:
-        self._store = store
-        self._access = access
-        self._blobs = blobs
-        self._signer = signer
-        self._max_bytes = max_bytes
+    store: TraceStore
+    access: Access
+    blobs: BlobStore
+    signer: Signer
+    max_bytes: int
 
     async def upload(
         self,
@@ -63,15 +61,15 @@ class ArtifactService:
         content_type: str,
     ) -> ArtifactInfo:
         """One file from a stream; the same name again replaces it."""
-        await self._access.run(caller, run_id, Need.write)
+        await self.access.run(caller, run_id, Need.write)
         with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
             digest = hashlib.sha256()
             size = 0
             async for chunk in chunks:
                 size += len(chunk)
-                if size > self._max_bytes:
+                if size > self.max_bytes:
                     raise TooLarge(
-                        f"artifact {name!r} is larger than {self._max_bytes} bytes "
+                        f"artifact {name!r} is larger than {self.max_bytes} bytes "
                         "(LOOPLINE_MAX_ARTIFACT_BYTES)"
                     )
                 digest.update(chunk)
@@ -83,7 +81,7 @@ class ArtifactService:
         self, caller: Caller, run_id: str, batch: ArtifactBatch
     ) -> list[ArtifactInfo]:
         """Several small files, base64-encoded; all are decoded before any is kept."""
-        await self._access.run(caller, run_id, Need.write)
+        await self.access.run(caller, run_id, Need.write)
         decoded = []
         for index, item in enumerate(batch.artifacts):
             try:
@@ -93,8 +91,8 @@ class ArtifactService:
                     ["body", "artifacts", index, "content_base64"],
                     f"artifact {item.name!r}: content_base64 is not base64 ({error})",
                 ) from error
-            if len(content) > self._max_bytes:
-                raise TooLarge(f"artifact {item.name!r} is larger than {self._max_bytes} bytes")
+            if len(content) > self.max_bytes:
+                raise TooLarge(f"artifact {item.name!r} is larger than {self.max_bytes} bytes")
             decoded.append((item, content))
         kept = []
         for item, content in decoded:
@@ -110,14 +108,14 @@ class ArtifactService:
         return kept
 
     async def manifest(self, caller: Caller, run_id: str) -> list[ArtifactInfo]:
-        await self._access.run(caller, run_id, Need.read)
-        return await self._store.artifacts(run_id)
+        await self.access.run(caller, run_id, Need.read)
+        return await self.store.artifacts(run_id)
 
     async def presign(
         self, caller: Caller, run_id: str, request: PresignRequest, base_url: str
     ) -> SignedURL:
         """A download URL that works without credentials until it expires."""
-        await self._access.run(caller, run_id, Need.read)
+        await self.access.run(caller, run_id, Need.read)
         artifact = await self._find(run_id, request.name)
         return self._signed_url(run_id, artifact, request.expires_in, base_url)
 
@@ -145,9 +143,9 @@ class ArtifactService:
         self, run_id: str, name: str, expires: int, signature: str
     ) -> tuple[ArtifactInfo, Path]:
         """Where a signed URL leads; the signature is the credential."""
-        self._signer.check_url(run_id, name, expires, signature)
+        self.signer.check_url(run_id, name, expires, signature)
         artifact = await self._find(run_id, name)
-        path = self._blobs.local_file(artifact.storage_path)
+        path = self.blobs.local_file(artifact.storage_path)
         if path is None:
             raise NotFound(f"artifact {name!r} of run {run_id!r} has no stored bytes")
         return artifact, path
@@ -157,12 +155,12 @@ class ArtifactService:
     ) -> SignedURL:
         expires = int(time.time()) + expires_in
         filename = Path(artifact.name).name
-        url = self._blobs.presigned_url(artifact.storage_path, expires_in, filename)
+        url = self.blobs.presigned_url(artifact.storage_path, expires_in, filename)
         if url is None:
             query = urlencode(
                 {
                     "expires": expires,
-                    "signature": self._signer.url_signature(run_id, artifact.name, expires),
+                    "signature": self.signer.url_signature(run_id, artifact.name, expires),
                 }
             )
             path = f"/v1/artifacts/{quote(run_id)}/{quote(artifact.name)}"
@@ -170,7 +168,7 @@ class ArtifactService:
         return SignedURL(url=url, expires_at=datetime.fromtimestamp(expires, UTC))
 
     async def _find(self, run_id: str, name: str) -> ArtifactInfo:
-        found = await self._store.artifacts(run_id, name)
+        found = await self.store.artifacts(run_id, name)
         if not found:
             raise NotFound(f"run {run_id!r} has no artifact {name!r}")
         return found[0]
@@ -185,7 +183,7 @@ class ArtifactService:
         content_type: str,
     ) -> ArtifactInfo:
         storage_path = f"runs/{run_id}/artifacts/{hashlib.sha256(name.encode()).hexdigest()}"
-        await self._blobs.put(storage_path, source, content_type)
+        await self.blobs.put(storage_path, source, content_type)
         artifact = ArtifactInfo(
             name=name,
             storage_path=storage_path,
@@ -194,5 +192,5 @@ class ArtifactService:
             content_type=content_type,
             created_at=utcnow(),
         )
-        await self._store.put_artifact(run_id, artifact, f"artifact:{uuid.uuid4().hex}")
+        await self.store.put_artifact(run_id, artifact, f"artifact:{uuid.uuid4().hex}")
         return artifact

@@ -63,29 +63,20 @@ class Placement:
     batch_id: str
 
 
+@dataclass
 class BatchService:
-    def __init__(
-        self,
-        stores: Stores,
-        access: Access,
-        workflows: Workflows,
-        registry: Registry,
-        secrets: SecretBox,
-        blobs: BlobStore,
-        settings: RunSettings,
-    ) -> None:
-        self._stores = stores
-        self._access = access
-        self._workflows = workflows
-        self._registry = registry
-        self._secrets = secrets
-        self._blobs = blobs
-        self._settings = settings
+    stores: Stores
+    access: Access
+    workflows: Workflows
+    registry: Registry
+    secrets: SecretBox
+    blobs: BlobStore
+    settings: RunSettings
 
     async def start_batch(self, caller: Caller, request: BatchRequest) -> tuple[BatchView, bool]:
         """Create the batch and all its runs, then start its workflow; repeating a request
         with the same batch_id (in the same project) returns the batch instead."""
-        project = self._access.project(caller, Scope.task_write)
+        project = self.access.project(caller, Scope.task_write)
         tasks, taskset_id = await self._tasks(request, project)
         batch_id = request.batch_id or uuid.uuid4().hex
         # Thousands of runs take a while to build: off the event loop that serves the API.
@@ -106,7 +97,7 @@ class BatchService:
             project=project,
             source=request.source,
         )
-        existing = await self._stores.batches.create(batch, new_runs)
+        existing = await self.stores.batches.create(batch, new_runs)
         if existing is not None and existing != identity:
             raise Conflict(
                 f"batch id {batch_id!r} is already used by a batch with a different request; "
@@ -114,12 +105,12 @@ class BatchService:
             )
         if existing is None:
             await self._start_workflow(batch, request)
-        return await self._view(await self._stores.batches.get(batch_id), True), existing is None
+        return await self._view(await self.stores.batches.get(batch_id), True), existing is None
 
     async def get_batch(
         self, caller: Caller, batch_id: str, *, include_runs: bool = True
     ) -> BatchView:
-        record = await self._access.batch(caller, batch_id, Scope.task_read)
+        record = await self.access.batch(caller, batch_id, Scope.task_read)
         return await self._view(record, include_runs)
 
     async def list_batches(
@@ -133,10 +124,10 @@ class BatchService:
         offset: int,
     ) -> BatchPage:
         """The caller's batches, newest first; `taskset` is an id or a name."""
-        project = self._access.project(caller, Scope.task_read)
+        project = self.access.project(caller, Scope.task_read)
         taskset_id = None
         if taskset is not None:
-            taskset_id = (await self._stores.tasksets.taskset(taskset, project)).taskset_id
+            taskset_id = (await self.stores.tasksets.taskset(taskset, project)).taskset_id
         where = BatchFilter(
             project=project,
             status=listing.status,
@@ -144,17 +135,17 @@ class BatchService:
             taskset_id=taskset_id,
             source=listing.source,
         )
-        total, records = await self._stores.batches.list_batches(where, limit=limit, offset=offset)
+        total, records = await self.stores.batches.list_batches(where, limit=limit, offset=offset)
         views = [await self._view(record, include_runs) for record in records]
         return BatchPage(total=total, limit=limit, offset=offset, batches=views)
 
     async def runs(self, caller: Caller, batch_id: str, limit: int, offset: int) -> RunPage:
         """The batch's runs in full, in the order it starts them."""
-        await self._access.batch(caller, batch_id, Scope.task_read)
+        await self.access.batch(caller, batch_id, Scope.task_read)
         where = RunFilter(batch_id=batch_id)
-        total, views = await self._stores.runs.list_runs(where, limit=limit, offset=offset)
+        total, views = await self.stores.runs.list_runs(where, limit=limit, offset=offset)
         for view in views:
-            view.temporal_ui_url = self._workflows.ui_link(view.workflow_id)
+            view.temporal_ui_url = self.workflows.ui_link(view.workflow_id)
         return RunPage(total=total, limit=limit, offset=offset, runs=views)
 
     async def all_runs(self, caller: Caller, batch_id: str) -> list[RunView]:
@@ -170,8 +161,8 @@ class BatchService:
         self, caller: Caller, batch_id: str, request: CancelRequest
     ) -> BatchCancelResult:
         """Stop the batch gracefully: no new runs, active ones cancelled (teardown runs)."""
-        record = await self._access.batch(caller, batch_id, Scope.task_write)
-        outcomes = (await self._stores.batches.outcomes(batch_id)).outcomes
+        record = await self.access.batch(caller, batch_id, Scope.task_write)
+        outcomes = (await self.stores.batches.outcomes(batch_id)).outcomes
         unfinished = [o for o in outcomes if o.status in ACTIVE or o.status is RunStatus.pending]
         if record.kind is BatchKind.job:
             for outcome in unfinished:
@@ -179,22 +170,22 @@ class BatchService:
             return BatchCancelResult(batch_id=batch_id, cancelled_runs=len(unfinished))
         if record.status.is_final:
             raise Conflict(f"batch {batch_id!r} has already ended ({record.status.value})")
-        await self._stores.batches.request_cancel(batch_id)
+        await self.stores.batches.request_cancel(batch_id)
         await self._cancel(batch_workflow_id(batch_id), request)
         return BatchCancelResult(batch_id=batch_id, cancelled_runs=len(unfinished))
 
     async def delete_batch(self, caller: Caller, batch_id: str) -> BatchDeleteResult:
         """Delete a batch that has ended, its runs and all their records and artifacts."""
-        record = await self._access.batch(caller, batch_id, Scope.task_write)
-        outcomes = (await self._stores.batches.outcomes(batch_id)).outcomes
+        record = await self.access.batch(caller, batch_id, Scope.task_write)
+        outcomes = (await self.stores.batches.outcomes(batch_id)).outcomes
         running = [o for o in outcomes if o.status in ACTIVE]
         if (record.kind is BatchKind.batch and not record.status.is_final) or running:
             raise Conflict(
                 f"batch {batch_id!r} is still running ({len(running)} active runs): "
                 f"POST /v1/batches/{batch_id}/cancel first, then delete it once it has ended"
             )
-        deleted, paths = await self._stores.batches.delete(batch_id)
-        await self._blobs.delete(paths)
+        deleted, paths = await self.stores.batches.delete(batch_id)
+        await self.blobs.delete(paths)
         return BatchDeleteResult(batch_id=batch_id, deleted_runs=deleted)
 
     # --- helpers -------------------------------------------------------------------------------
@@ -211,10 +202,10 @@ class BatchService:
             taskset_id = None
         else:
             try:
-                taskset = await self._stores.tasksets.taskset(request.taskset or "", project)
+                taskset = await self.stores.tasksets.taskset(request.taskset or "", project)
             except TasksetNotFoundError as error:
                 raise Invalid(["body", "taskset"], str(error)) from error
-            tasks = [view.task for view in await self._stores.tasksets.tasks(taskset.taskset_id)]
+            tasks = [view.task for view in await self.stores.tasksets.tasks(taskset.taskset_id)]
             taskset_id = taskset.taskset_id
         tasks = _selected(tasks, request.task_slugs)
         unknown = sorted(set(request.task_overrides) - {task.slug for task in tasks})
@@ -252,13 +243,13 @@ class BatchService:
                     run_request = task_request(task, **self._run_fields(request, rollout))
                     variants[variant] = (
                         run_request,
-                        resolve_task(run_request, self._registry, task, ["body", "tasks", index]),
+                        resolve_task(run_request, self.registry, task, ["body", "tasks", index]),
                     )
                 run_request, resolved = variants[variant]
                 if sealed is None:  # the same keys for every run: sealed once
                     sealed = (
-                        self._secrets.seal(resolved.secrets),
-                        self._secrets.seal(resolved.callback_secrets),
+                        self.secrets.seal(resolved.secrets),
+                        self.secrets.seal(resolved.callback_secrets),
                     )
                 spec = resolved.spec.model_copy(
                     update={
@@ -279,8 +270,8 @@ class BatchService:
                             run_id,
                             spec,
                             run_request,
-                            self._settings.session_history_limit,
-                            self._settings.task_queue,
+                            self.settings.session_history_limit,
+                            self.settings.task_queue,
                         ),
                         sealed_secrets=sealed[0],
                         sealed_callback=sealed[1],
@@ -312,7 +303,7 @@ class BatchService:
                 batch_id=batch.batch_id,
                 total=batch.total,
                 max_parallel=batch.max_parallel,
-                continue_as_new_after_events=self._settings.session_history_limit,
+                continue_as_new_after_events=self.settings.session_history_limit,
             ),
             batch.incarnation,
             batch.taskset_id,
@@ -320,23 +311,23 @@ class BatchService:
             f"{batch.max_parallel} at once",
         )
         try:
-            await self._workflows.start(start)
+            await self.workflows.start(start)
         except StartRefused as refused:
             if not refused.maybe_started:
-                await self._stores.batches.delete(batch.batch_id)
+                await self.stores.batches.delete(batch.batch_id)
                 raise
         except Conflict:
-            await self._stores.batches.delete(batch.batch_id)
+            await self.stores.batches.delete(batch.batch_id)
             raise
 
     async def _cancel(self, workflow_id: str, request: CancelRequest) -> None:
         try:
-            await self._workflows.signal(workflow_id, CANCEL_SIGNAL, request)
+            await self.workflows.signal(workflow_id, CANCEL_SIGNAL, request)
         except Conflict:
             return  # it has just ended: there is nothing left to stop
 
     async def _view(self, record: BatchRecord, include_runs: bool) -> BatchView:
-        runs = await self._stores.batches.outcomes(record.batch_id)
+        runs = await self.stores.batches.outcomes(record.batch_id)
         workflow_id = batch_workflow_id(record.batch_id) if record.kind is BatchKind.batch else None
         return BatchView(
             batch_id=record.batch_id,
@@ -355,7 +346,7 @@ class BatchService:
             metadata=record.metadata,
             source=record.source,
             workflow_id=workflow_id,
-            temporal_ui_url=self._workflows.ui_link(workflow_id),
+            temporal_ui_url=self.workflows.ui_link(workflow_id),
             created_at=record.created_at,
             ended_at=record.ended_at,
         )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -51,18 +52,14 @@ class UnknownCommand(Invalid):
     """A JSON-RPC method that no run takes."""
 
 
+@dataclass
 class CommandService:
-    def __init__(
-        self,
-        store: TraceStore,
-        access: Access,
-        workflows: Workflows,
-        relay_webhooks: dict[str, str],
-    ) -> None:
-        self._store = store
-        self._access = access
-        self._workflows = workflows
-        self._relay_webhooks = relay_webhooks
+    store: TraceStore
+    access: Access
+    workflows: Workflows
+    relay_webhooks: dict[str, str]
+
+    def __post_init__(self) -> None:
         self._methods: dict[str, Callable[[Caller, str, dict[str, Any]], Awaitable[Any]]] = {
             "user_message": self._rpc_message,
             "cancel": self._rpc_cancel,
@@ -71,13 +68,13 @@ class CommandService:
 
     async def cancel(self, caller: Caller, run_id: str, request: CancelRequest) -> RunView:
         view = await self._live_run(caller, run_id)
-        await self._workflows.signal(view.workflow_id, CANCEL_SIGNAL, request)
-        return await self._store.get_run(run_id)
+        await self.workflows.signal(view.workflow_id, CANCEL_SIGNAL, request)
+        return await self.store.get_run(run_id)
 
     async def close(self, caller: Caller, run_id: str, request: CloseRequest) -> RunView:
         view = await self._live_run(caller, run_id)
-        await self._workflows.signal(view.workflow_id, CLOSE_SIGNAL, request)
-        return await self._store.get_run(run_id)
+        await self.workflows.signal(view.workflow_id, CLOSE_SIGNAL, request)
+        return await self.store.get_run(run_id)
 
     async def send_message(
         self, caller: Caller, run_id: str, request: UserMessageRequest
@@ -88,7 +85,7 @@ class CommandService:
         )
         # The workflow dedupes by message id across continue-as-new and says so in its
         # answer; Temporal's own update-id dedupe would not (it ends with each run).
-        return await self._workflows.update(
+        return await self.workflows.update(
             view.workflow_id, USER_MESSAGE_UPDATE, message, MessageAck
         )
 
@@ -98,14 +95,12 @@ class CommandService:
         deadline = asyncio.get_running_loop().time() + CONTINUE_GRACE_SECONDS
         while True:
             try:
-                await self._workflows.update(
-                    view.workflow_id, CONTINUE_UPDATE, request, ContinueAck
-                )
-                return await self._store.get_run(run_id)
+                await self.workflows.update(view.workflow_id, CONTINUE_UPDATE, request, ContinueAck)
+                return await self.store.get_run(run_id)
             except Conflict:
                 # A worker that took the run over after a crash replays it before it waits
                 # again; meanwhile the store already said awaiting_input. Give it the time.
-                view = await self._store.get_run(run_id)
+                view = await self.store.get_run(run_id)
                 late = asyncio.get_running_loop().time() > deadline
                 if view.status is not RunStatus.awaiting_input or late:
                     raise
@@ -125,8 +120,8 @@ class CommandService:
         self, caller: Caller, run_id: str, text: str, message_id: str | None
     ) -> RelayAck:
         """Queue `text` for the run's project relay webhook (delivered by a workflow)."""
-        view = await self._access.run(caller, run_id, Need.write)
-        if view.project not in self._relay_webhooks:
+        view = await self.access.run(caller, run_id, Need.write)
+        if view.project not in self.relay_webhooks:
             raise Invalid(
                 ["body", "text"],
                 f"project {view.project!r} has no relay webhook: add it to "
@@ -140,7 +135,7 @@ class CommandService:
             text=text,
         )
         workflow_id = relay_workflow_id(run_id, message.message_id)
-        await self._workflows.start_once(
+        await self.workflows.start_once(
             RELAY_WORKFLOW, message, workflow_id, f"relay a message of run {run_id}"
         )
         return RelayAck(message_id=message.message_id, workflow_id=workflow_id)
@@ -148,8 +143,8 @@ class CommandService:
     async def append_logs(
         self, caller: Caller, run_id: str, entries: list[LogEntry]
     ) -> AppendLogResult:
-        await self._access.run(caller, run_id, Need.commands)
-        written = await self._store.append(
+        await self.access.run(caller, run_id, Need.commands)
+        written = await self.store.append(
             run_id,
             [
                 (
@@ -164,20 +159,20 @@ class CommandService:
         return AppendLogResult(appended=appended, duplicates=len(written) - appended)
 
     async def patch_run(self, caller: Caller, run_id: str, patch: RunPatch) -> RunView:
-        await self._access.run(caller, run_id, Need.write)
+        await self.access.run(caller, run_id, Need.write)
         fields = patch.model_dump(mode="json", exclude_unset=True)
         status = fields.pop("status", None)
         if status is not None:
             await self._apply_status(caller, run_id, RunStatus(status))
         if fields:
-            await self._store.patch_run(run_id, fields, f"patch:{uuid.uuid4().hex}", fields)
-        return await self._store.get_run(run_id)
+            await self.store.patch_run(run_id, fields, f"patch:{uuid.uuid4().hex}", fields)
+        return await self.store.get_run(run_id)
 
     async def _apply_status(self, caller: Caller, run_id: str, status: RunStatus) -> None:
         if status is RunStatus.cancelled:
             await self.cancel(caller, run_id, CancelRequest(reason="status set to cancelled"))
             return
-        view = await self._store.get_run(run_id)
+        view = await self.store.get_run(run_id)
         if status is RunStatus.completed and view.session:
             await self.close(caller, run_id, CloseRequest(reason="status set to completed"))
             return
@@ -188,7 +183,7 @@ class CommandService:
         )
 
     async def _live_run(self, caller: Caller, run_id: str) -> RunView:
-        view = await self._access.run(caller, run_id, Need.commands)
+        view = await self.access.run(caller, run_id, Need.commands)
         if view.status.is_final:
             raise Conflict(f"run {run_id!r} has already ended ({view.status.value})")
         return view

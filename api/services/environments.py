@@ -4,6 +4,7 @@ one asked (briefly) for its tools."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
 from api.services.access import Access, Caller
 from api.services.errors import NotFound
@@ -11,23 +12,23 @@ from loopline.environment.registry import Registry, UnknownEnvironmentError
 from loopline.models import EnvironmentInfo, Scope
 
 
+@dataclass
 class EnvironmentService:
-    def __init__(self, registry: Registry, access: Access) -> None:
-        self._registry = registry
-        self._access = access
+    registry: Registry
+    access: Access
 
     async def list(self, caller: Caller) -> list[EnvironmentInfo]:
-        self._access.project(caller, Scope.task_read)
-        local = [environment.info() for environment in self._registry.all()]
-        remote = await asyncio.gather(*(env.describe() for env in self._registry.remotes()))
+        self.access.project(caller, Scope.task_read)
+        local = [environment.info() for environment in self.registry.all()]
+        remote = await asyncio.gather(*(env.describe() for env in self.registry.remotes()))
         return sorted([*local, *remote], key=lambda info: info.name)
 
     async def get(self, caller: Caller, name: str) -> EnvironmentInfo:
-        self._access.project(caller, Scope.task_read)
+        self.access.project(caller, Scope.task_read)
         try:
-            remote = self._registry.remote(name)
+            remote = self.registry.remote(name)
         except UnknownEnvironmentError as error:
             raise NotFound(str(error)) from error
         if remote is not None:
             return await remote.describe()
-        return self._registry.environment(name).info()
+        return self.registry.environment(name).info()

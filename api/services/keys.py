@@ -2,28 +2,30 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from api.services.access import Access, Caller
 from api.services.errors import NotFound
 from loopline.models import ApiKeyRequest, ApiKeyView, NewApiKey, Scope
 from loopline.store import KeyStore, UnknownKeyError
 
 
+@dataclass
 class KeyService:
-    def __init__(self, store: KeyStore, access: Access) -> None:
-        self._store = store
-        self._access = access
+    store: KeyStore
+    access: Access
 
     async def create(self, caller: Caller, request: ApiKeyRequest) -> NewApiKey:
         """A new key of the caller's project. Its secret is in this answer only."""
-        project = self._access.project(caller, Scope.admin)
-        return await self._store.create(request.name, project, request.scopes)
+        project = self.access.project(caller, Scope.admin)
+        return await self.store.create(request.name, project, request.scopes)
 
     async def list(self, caller: Caller) -> list[ApiKeyView]:
-        return await self._store.list(self._access.project(caller, Scope.admin))
+        return await self.store.list(self.access.project(caller, Scope.admin))
 
     async def revoke(self, caller: Caller, key_id: str) -> ApiKeyView:
-        project = self._access.project(caller, Scope.admin)
+        project = self.access.project(caller, Scope.admin)
         try:
-            return await self._store.revoke(key_id, project)
+            return await self.store.revoke(key_id, project)
         except UnknownKeyError as error:
             raise NotFound(str(error)) from error

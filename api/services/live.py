@@ -25,9 +25,8 @@ from temporalio.client import Client
 from temporalio.contrib.workflow_streams import WorkflowStreamClient
 
 from api.services.access import Access, Caller, Need
-from loopline.models import EventType, EventView, Provider, RunStatus
+from loopline.models import EventFilter, EventType, EventView, Provider, RunStatus
 from loopline.store import TraceStore
-from loopline.store.trace import EventFilter
 from workflows.contract.names import run_workflow_id
 from workflows.contract.payloads import TOKENS_TOPIC, TokenDelta
 

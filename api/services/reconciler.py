@@ -37,11 +37,11 @@ class ReconcileSettings:
     session_history_limit: int = 10_000
 
 
+@dataclass
 class Reconciler:
-    def __init__(self, stores: Stores, workflows: Workflows, settings: ReconcileSettings) -> None:
-        self._stores = stores
-        self._workflows = workflows
-        self._settings = settings
+    stores: Stores
+    workflows: Workflows
+    settings: ReconcileSettings
 
     async def run_forever(self) -> None:
         while True:
@@ -51,21 +51,21 @@ class Reconciler:
                 logger.warning("cannot reconcile pending runs now: %s", error)
             except Exception:
                 logger.exception("reconciling pending runs failed; trying again")
-            await asyncio.sleep(self._settings.every.total_seconds())
+            await asyncio.sleep(self.settings.every.total_seconds())
 
     async def reconcile(self) -> None:
         """One pass over the rows pending for longer than the grace period."""
-        cutoff = utcnow() - self._settings.grace
-        for run in await self._stores.runs.stale_pending(cutoff, PAGE):
+        cutoff = utcnow() - self.settings.grace
+        for run in await self.stores.runs.stale_pending(cutoff, PAGE):
             await self._run(run)
-        for batch in await self._stores.batches.stale_pending(cutoff, PAGE):
+        for batch in await self.stores.batches.stale_pending(cutoff, PAGE):
             await self._batch(batch)
 
     async def _run(self, run: PendingRun) -> None:
         if run.run_input is None:
             await self._fail_run(run.run_id, "it was recorded without its workflow's input")
             return
-        found = await self._workflows.find(run_workflow_id(run.run_id), run.incarnation)
+        found = await self.workflows.find(run_workflow_id(run.run_id), run.incarnation)
         if found in (Found.nothing, Found.other_ended):
             summary = f"{run.spec.environment}/{run.spec.scenario} · {run.spec.model}"
             start = Workflows.run_start(run.run_input, run.incarnation, summary)
@@ -81,7 +81,7 @@ class Reconciler:
             await self._fail_run(run.run_id, "the running workflow of an earlier run holds its id")
 
     async def _batch(self, batch: BatchRecord) -> None:
-        found = await self._workflows.find(batch_workflow_id(batch.batch_id), batch.incarnation)
+        found = await self.workflows.find(batch_workflow_id(batch.batch_id), batch.incarnation)
         if found is Found.running:
             return
         if found in (Found.nothing, Found.other_ended):
@@ -90,7 +90,7 @@ class Reconciler:
                     batch_id=batch.batch_id,
                     total=batch.total,
                     max_parallel=batch.max_parallel or 1,
-                    continue_as_new_after_events=self._settings.session_history_limit,
+                    continue_as_new_after_events=self.settings.session_history_limit,
                 ),
                 batch.incarnation,
                 batch.taskset_id,
@@ -100,18 +100,18 @@ class Reconciler:
                 logger.info("started the workflow of pending batch %s", batch.batch_id)
                 return
         logger.warning("batch %s cannot start: its workflow id is taken", batch.batch_id)
-        await self._stores.batches.cancel_unstarted(batch.batch_id)
-        await self._stores.batches.set_status(batch.batch_id, BatchStatus.failed)
+        await self.stores.batches.cancel_unstarted(batch.batch_id)
+        await self.stores.batches.set_status(batch.batch_id, BatchStatus.failed)
 
     async def _start(self, start: Start) -> bool:
         """Start the row's workflow; false when another row's workflow holds its id."""
         try:
-            await self._workflows.start(start)
+            await self.workflows.start(start)
         except Conflict:
             return False
         return True
 
     async def _fail_run(self, run_id: str, why: str) -> None:
         reason = f"run {run_id} could not start: {why}"
-        if await self._stores.runs.fail_pending(run_id, reason):
+        if await self.stores.runs.fail_pending(run_id, reason):
             logger.warning(reason)

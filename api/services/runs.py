@@ -26,6 +26,7 @@ from api.services.workflows import StartRefused, Workflows
 from loopline.environment.registry import Registry
 from loopline.models import (
     SCRIPTED_MODEL,
+    EventFilter,
     EventType,
     EventView,
     RunPage,
@@ -43,7 +44,7 @@ from loopline.secrets import SecretBox
 from loopline.store import Stores, TasksetNotFoundError
 from loopline.store.rows import NewRun
 from loopline.store.tasksets import job_id_for
-from loopline.store.trace import EventFilter, RunFilter
+from loopline.store.trace import RunFilter
 
 WAITING_FOR_CALLER = frozenset({RunStatus.awaiting_input, RunStatus.idle})
 LOG_PAGE = 1000
@@ -77,26 +78,16 @@ def identity_hash(identity: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
 
+@dataclass
 class RunService:
-    def __init__(
-        self,
-        stores: Stores,
-        access: Access,
-        workflows: Workflows,
-        registry: Registry,
-        secrets: SecretBox,
-        live: LiveEvents,
-        tasksets: TasksetService,
-        settings: RunSettings,
-    ) -> None:
-        self._stores = stores
-        self._access = access
-        self._workflows = workflows
-        self._registry = registry
-        self._secrets = secrets
-        self._live = live
-        self._tasksets = tasksets
-        self._settings = settings
+    stores: Stores
+    access: Access
+    workflows: Workflows
+    registry: Registry
+    secrets: SecretBox
+    live: LiveEvents
+    tasksets: TasksetService
+    settings: RunSettings
 
     # --- starting ------------------------------------------------------------------------------
 
@@ -111,13 +102,13 @@ class RunService:
         """Start a run, or return the one already started with this run id and body (in the
         same project: another project's run id is a conflict, never an answer). `task` is
         the slug of the task of `request.taskset` the run plays. Returns whether it is new."""
-        project = self._access.project(caller, Scope.task_write)
-        resolved = await asyncio.to_thread(resolve, request, self._registry)
+        project = self.access.project(caller, Scope.task_write)
+        resolved = await asyncio.to_thread(resolve, request, self.registry)
         spec = resolved.spec.model_copy(update={"project": project, "task": task})
         spec = await self._join_taskset(spec, request.taskset)
         run_id = request.run_id or uuid.uuid4().hex
         new = self._new_run(run_id, spec, request, resolved, fields)
-        existing = await self._stores.runs.create_run(new)
+        existing = await self.stores.runs.create_run(new)
         if existing is not None and existing != new.identity_hash:
             raise Conflict(
                 f"run id {run_id!r} is already used by a run with a different request; "
@@ -126,17 +117,17 @@ class RunService:
         if existing is None:
             await self._start_workflow(new)
         if request.sync:
-            await self._workflows.wait(run_id, request.timeout)
-        return self._view(await self._stores.runs.get_run(run_id)), existing is None
+            await self.workflows.wait(run_id, request.timeout)
+        return self._view(await self.stores.runs.get_run(run_id)), existing is None
 
     async def start_as_task(self, caller: Caller, request: RunRequest) -> tuple[RunView, bool]:
         """Start a run of `request.taskset` whose scenario and args also become one of its
         tasks, named by their content so that the same run again finds the same task."""
         if request.taskset is None:
             return await self.start_run(caller, request)
-        project = self._access.project(caller, Scope.task_write)
+        project = self.access.project(caller, Scope.task_write)
         try:
-            taskset = await self._stores.tasksets.taskset(request.taskset, project)
+            taskset = await self.stores.tasksets.taskset(request.taskset, project)
         except TasksetNotFoundError as error:
             raise Invalid(["body", "taskset"], str(error)) from error
         content = json.dumps([request.environment, request.scenario, request.args], sort_keys=True)
@@ -147,13 +138,13 @@ class RunService:
             args=request.args,
             env=TaskEnvironment(name=request.environment),
         )
-        await self._tasksets.upload(caller, TasksetUpload(name=taskset.name, tasks=[task]))
+        await self.tasksets.upload(caller, TasksetUpload(name=taskset.name, tasks=[task]))
         return await self.start_run(caller, request, task=slug)
 
     async def find_task(self, caller: Caller, ref: str) -> tuple[TasksetView, TaskDefinition]:
         """A task by `taskset:slug`, or by its slug alone when one taskset has it."""
-        project = self._access.project(caller, Scope.task_read)
-        return await find_task(self._stores.tasksets, project, ref)
+        project = self.access.project(caller, Scope.task_read)
+        return await find_task(self.stores.tasksets, project, ref)
 
     async def start_task_run(
         self,
@@ -179,22 +170,22 @@ class RunService:
         include_trajectory: bool = False,
         include_state: bool = False,
     ) -> RunView:
-        view = self._view(await self._access.run(caller, run_id, Need.read))
+        view = self._view(await self.access.run(caller, run_id, Need.read))
         if include_trajectory:
-            view.trajectory = await self._stores.runs.events(run_id)
+            view.trajectory = await self.stores.runs.events(run_id)
         if include_state:
-            view.state = await self._stores.runs.load_state(run_id)
+            view.state = await self.stores.runs.load_state(run_id)
         return view
 
     async def watch_run(self, caller: Caller, run_id: str) -> RunView:
         """The run as the watchers of its events see it (a connection token may)."""
-        return self._view(await self._access.run(caller, run_id, Need.events))
+        return self._view(await self.access.run(caller, run_id, Need.events))
 
     async def list_runs(
         self, caller: Caller, listing: RunListing, *, limit: int, offset: int
     ) -> RunPage:
         """Runs of the caller's project, newest first (a batch's: in the order it starts them)."""
-        project = self._access.project(caller, Scope.task_read)
+        project = self.access.project(caller, Scope.task_read)
         task = None
         if listing.task is not None:
             taskset, definition = await self.find_task(caller, listing.task)
@@ -207,23 +198,23 @@ class RunService:
             batch_id=listing.batch_id,
             task=task,
         )
-        total, views = await self._stores.runs.list_runs(where, limit=limit, offset=offset)
+        total, views = await self.stores.runs.list_runs(where, limit=limit, offset=offset)
         return RunPage(total=total, limit=limit, offset=offset, runs=[self._view(v) for v in views])
 
     async def statuses(self, caller: Caller, run_ids: list[str]) -> dict[str, RunView]:
         """Many runs of the caller's project in one read; ids it cannot see are left out."""
-        project = self._access.project(caller, Scope.task_read)
-        return await self._stores.runs.runs_by_id(list(dict.fromkeys(run_ids)), project)
+        project = self.access.project(caller, Scope.task_read)
+        return await self.stores.runs.runs_by_id(list(dict.fromkeys(run_ids)), project)
 
     async def events(self, caller: Caller, run_id: str, where: EventFilter) -> list[EventView]:
-        await self._access.run(caller, run_id, Need.events)
-        return await self._stores.runs.events(run_id, where)
+        await self.access.run(caller, run_id, Need.events)
+        return await self.stores.runs.events(run_id, where)
 
     async def log_events(
         self, caller: Caller, run_id: str, where: EventFilter
     ) -> AsyncIterator[EventView]:
         """The run's log events, oldest first, read a page at a time as they are sent."""
-        await self._access.run(caller, run_id, Need.events)
+        await self.access.run(caller, run_id, Need.events)
         return self._pages(run_id, where)
 
     async def _pages(self, run_id: str, where: EventFilter) -> AsyncIterator[EventView]:
@@ -236,7 +227,7 @@ class RunService:
                 since=where.since,
                 until=where.until,
             )
-            page = await self._stores.runs.events(run_id, page_filter)
+            page = await self.stores.runs.events(run_id, page_filter)
             for event in page:
                 yield event
             if len(page) < LOG_PAGE:
@@ -246,10 +237,10 @@ class RunService:
     async def wait_for_turn(self, caller: Caller, run_id: str, seconds: float) -> RunView:
         """The run once it has ended or waits for its caller (client tool results, or a
         session's next message), or as it is after `seconds`."""
-        view = await self._access.run(caller, run_id, Need.events)
+        view = await self.access.run(caller, run_id, Need.events)
         if not _turn_over(view.status):
-            await self._live.until_status(run_id, _turn_over, seconds)
-        return self._view(await self._stores.runs.get_run(run_id))
+            await self.live.until_status(run_id, _turn_over, seconds)
+        return self._view(await self.stores.runs.get_run(run_id))
 
     # --- helpers -------------------------------------------------------------------------------
 
@@ -261,7 +252,7 @@ class RunService:
         resolved: ResolvedRun,
         fields: CallerFields | None,
     ) -> NewRun:
-        settings = self._settings
+        settings = self.settings
         return NewRun(
             run_id=run_id,
             identity_hash=identity_hash({**request.identity(), "project": spec.project}),
@@ -269,8 +260,8 @@ class RunService:
             run_input=run_input(
                 run_id, spec, request, settings.session_history_limit, settings.task_queue
             ),
-            sealed_secrets=self._secrets.seal(resolved.secrets),
-            sealed_callback=self._secrets.seal(resolved.callback_secrets),
+            sealed_secrets=self.secrets.seal(resolved.secrets),
+            sealed_callback=self.secrets.seal(resolved.callback_secrets),
             caller_fields=fields.values if fields else {},
         )
 
@@ -280,13 +271,13 @@ class RunService:
         summary = f"{spec.environment}/{spec.scenario} · {spec.model}"
         start = Workflows.run_start(new.run_input, new.incarnation, summary)
         try:
-            await self._workflows.start(start)
+            await self.workflows.start(start)
         except StartRefused as refused:
             if not refused.maybe_started:
-                await self._stores.runs.delete_run(new.run_id)
+                await self.stores.runs.delete_run(new.run_id)
                 raise
         except Conflict:
-            await self._stores.runs.delete_run(new.run_id)
+            await self.stores.runs.delete_run(new.run_id)
             raise
 
     async def _join_taskset(self, spec: RunSpec, taskset: str | None) -> RunSpec:
@@ -294,15 +285,15 @@ class RunService:
         if taskset is None:
             return spec
         try:
-            found = await self._stores.tasksets.taskset(taskset, spec.project)
+            found = await self.stores.tasksets.taskset(taskset, spec.project)
         except TasksetNotFoundError as error:
             raise Invalid(["body", "taskset"], str(error)) from error
         job_id = job_id_for(found.taskset_id)
-        await self._stores.batches.ensure_job(job_id, found.taskset_id, spec.project)
+        await self.stores.batches.ensure_job(job_id, found.taskset_id, spec.project)
         return spec.model_copy(update={"taskset_id": found.taskset_id, "batch_id": job_id})
 
     def _view(self, view: RunView) -> RunView:
-        view.temporal_ui_url = self._workflows.ui_link(view.workflow_id)
+        view.temporal_ui_url = self.workflows.ui_link(view.workflow_id)
         return view
 
 

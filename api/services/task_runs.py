@@ -12,11 +12,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from api.services.access import Access, Caller, Need
-from api.services.errors import NotFound
+from api.services.errors import Invalid, NotFound
 from api.services.runs import CallerFields, RunListing, RunService
 from api.services.tasks import find_task
-from loopline.models import RunPage, RunView
+from loopline.models import RunPage, RunView, Scope
 from loopline.store import TasksetStore
+
+# Loopline must know which model plays a task run; the seed's runs have it implicitly.
+NO_MODEL = (
+    "say which model runs the task: 'provider/model' (e.g. 'openai/gpt-4o'), a model "
+    "config, or 'scripted' with a script"
+)
 
 
 @dataclass(frozen=True)
@@ -25,11 +31,11 @@ class TaskPath:
     task_id: str
 
 
+@dataclass
 class TaskRunService:
-    def __init__(self, tasksets: TasksetStore, access: Access, runs: RunService) -> None:
-        self._tasksets = tasksets
-        self._access = access
-        self._runs = runs
+    tasksets: TasksetStore
+    access: Access
+    runs: RunService
 
     def check_project(self, caller: Caller, path: TaskPath) -> None:
         if path.project_id != caller.project:
@@ -38,21 +44,24 @@ class TaskRunService:
     async def list(self, caller: Caller, path: TaskPath, *, limit: int, offset: int) -> RunPage:
         self.check_project(caller, path)
         listing = RunListing(task=path.task_id)
-        return await self._runs.list_runs(caller, listing, limit=limit, offset=offset)
+        return await self.runs.list_runs(caller, listing, limit=limit, offset=offset)
 
     async def create(
         self, caller: Caller, path: TaskPath, options: dict[str, Any], fields: CallerFields
     ) -> RunView:
         """Start a run of the task; `fields` (stage, branch, state) are written with it."""
         self.check_project(caller, path)
-        view, _ = await self._runs.start_task_run(caller, path.task_id, options, fields)
+        self.access.project(caller, Scope.task_write)
+        if options.get("model") is None:
+            raise Invalid(["body", "model"], NO_MODEL)
+        view, _ = await self.runs.start_task_run(caller, path.task_id, options, fields)
         return view
 
     async def run(self, caller: Caller, path: TaskPath, run_id: str, need: Need) -> RunView:
         """The run at the path, if the caller may do `need` with it."""
         self.check_project(caller, path)
-        view = await self._access.run(caller, run_id, need)
-        taskset, task = await find_task(self._tasksets, caller.project, path.task_id)
+        view = await self.access.run(caller, run_id, need)
+        taskset, task = await find_task(self.tasksets, caller.project, path.task_id)
         if view.taskset_id != taskset.taskset_id or view.task != task.slug:
             raise NotFound(f"task {path.task_id!r} has no run {run_id!r}")
         return view

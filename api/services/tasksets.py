@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
 from api.services.access import Access, Caller
 from api.services.errors import Invalid
@@ -19,30 +20,30 @@ from loopline.models import (
 from loopline.store import TasksetStore
 
 
+@dataclass
 class TasksetService:
-    def __init__(self, store: TasksetStore, access: Access, registry: Registry) -> None:
-        self._store = store
-        self._access = access
-        self._registry = registry
+    store: TasksetStore
+    access: Access
+    registry: Registry
 
     async def upload(self, caller: Caller, upload: TasksetUpload) -> TasksetUploadResult:
         """Create the taskset if needed; update tasks whose slug exists, add the others.
         Every task is checked against its environment before anything is stored."""
-        project = self._access.project(caller, Scope.task_write)
+        project = self.access.project(caller, Scope.task_write)
         await asyncio.to_thread(self._check, upload.tasks)
-        return await self._store.upload(upload, project)
+        return await self.store.upload(upload, project)
 
     async def get(self, caller: Caller, ref: str) -> TasksetView:
-        project = self._access.project(caller, Scope.task_read)
-        return await self._store.taskset(ref, project, with_tasks=True)
+        project = self.access.project(caller, Scope.task_read)
+        return await self.store.taskset(ref, project, with_tasks=True)
 
     async def list_tasksets(self, caller: Caller, limit: int, offset: int) -> TasksetPage:
-        project = self._access.project(caller, Scope.task_read)
-        return await self._store.list_tasksets(project, limit, offset)
+        project = self.access.project(caller, Scope.task_read)
+        return await self.store.list_tasksets(project, limit, offset)
 
     async def delete(self, caller: Caller, ref: str) -> TasksetView:
-        project = self._access.project(caller, Scope.task_write)
-        return await self._store.delete(ref, project)
+        project = self.access.project(caller, Scope.task_write)
+        return await self.store.delete(ref, project)
 
     def _check(self, tasks: list[TaskDefinition]) -> None:
         seen: dict[str, int] = {}
@@ -56,4 +57,4 @@ class TasksetService:
                 )
             if task.slug is not None:
                 seen[task.slug] = index
-            check_task(task, self._registry, loc)
+            check_task(task, self.registry, loc)

@@ -6,6 +6,7 @@ What workflows and activities pass each other is in `workflows.contract`."""
 from loopline.models.agents import (
     AgentKernel,
     AgentTool,
+    AgentVersion,
     ChatMessage,
     FunctionSchema,
 )
@@ -96,6 +97,7 @@ from loopline.models.records import (
     EnvironmentInfo,
     EvaluationSpec,
     EvaluatorResult,
+    EventFilter,
     EventView,
     MessageAck,
     NewApiKey,
@@ -136,6 +138,7 @@ __all__ = [
     "AgentConfig",
     "AgentKernel",
     "AgentTool",
+    "AgentVersion",
     "ApiKeyRequest",
     "ApiKeyView",
     "AppendLogRequest",
@@ -167,6 +170,7 @@ __all__ = [
     "EvaluationSpec",
     "Evaluator",
     "EvaluatorResult",
+    "EventFilter",
     "EventType",
     "EventView",
     "ExpectedToolCall",

@@ -3,6 +3,7 @@ inline tools and the chat messages it is called with."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -46,3 +47,13 @@ class AgentKernel(BaseModel):
     max_tokens: int | None = None
     max_iterations: int = Field(default=5, ge=1, le=MAX_STEPS_LIMIT)
     tools: list[AgentTool] = Field(default_factory=list)
+
+
+class AgentVersion(BaseModel):
+    """One version of an agent: its config, named by the hash of that config."""
+
+    agent_id: str
+    version_id: str
+    path: str
+    config: dict[str, Any]
+    created_at: datetime

@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from loopline.models.config import (
     DEFAULT_PROJECT,
@@ -383,3 +383,16 @@ class RelayAck(BaseModel):
     message_id: str
     status: Literal["queued"] = "queued"
     workflow_id: str
+
+
+class EventFilter(BaseModel):
+    """Which events of a run a reader wants: after a seq, of some types, in a time window."""
+
+    model_config = ConfigDict(frozen=True)
+
+    after: int = 0
+    limit: int | None = None
+    types: tuple[EventType, ...] = ()
+    exclude_types: tuple[EventType, ...] = ()
+    since: datetime | None = None
+    until: datetime | None = None

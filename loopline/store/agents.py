@@ -6,26 +6,16 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import IntegrityError
 
+from loopline.models import AgentVersion
 from loopline.store.database import Database, aware, utcnow
 from loopline.store.errors import AgentNotFoundError
 from loopline.store.tables import agent_deployments, agent_versions
-
-
-@dataclass(frozen=True)
-class AgentVersion:
-    agent_id: str
-    version_id: str
-    path: str
-    config: dict[str, Any]
-    created_at: datetime
 
 
 def agent_id_for(project: str, path: str) -> str:
@@ -135,5 +125,5 @@ def _version(row: RowMapping) -> AgentVersion:
         version_id=row["version_id"],
         path=row["path"],
         config=row["config"],
-        created_at=aware(row["created_at"]),  # type: ignore[arg-type]
+        created_at=aware(row["created_at"]),
     )

@@ -54,20 +54,13 @@ def insert_runs(conn: Connection, new_runs: list[NewRun]) -> None:
     """Insert pending runs with their sealed secrets, each table in one executemany."""
     now = utcnow()
     conn.execute(runs.insert(), [_run_row(new, now) for new in new_runs])
-    sealed = [
-        {"run_id": new.run_id, "sealed": new.sealed_secrets}
-        for new in new_runs
-        if new.sealed_secrets is not None
-    ]
-    if sealed:
-        conn.execute(run_secrets.insert(), sealed)
-    callbacks = [
-        {"run_id": new.run_id, "sealed": new.sealed_callback}
-        for new in new_runs
-        if new.sealed_callback is not None
-    ]
-    if callbacks:
-        conn.execute(callback_secrets.insert(), callbacks)
+    for table, sealed in (
+        (run_secrets, [(new.run_id, new.sealed_secrets) for new in new_runs]),
+        (callback_secrets, [(new.run_id, new.sealed_callback) for new in new_runs]),
+    ):
+        rows = [{"run_id": run_id, "sealed": value} for run_id, value in sealed if value]
+        if rows:
+            conn.execute(table.insert(), rows)
 
 
 def _run_row(new: NewRun, now: datetime) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from loopline.models import (
     ArtifactInfo,
     BatchKind,
     CallbackOutcome,
+    EventFilter,
     EventType,
     EventView,
     Message,
@@ -80,16 +81,6 @@ class RunFilter:
     status: RunStatus | None = None
     batch_id: str | None = None
     task: tuple[str, str] | None = None
-
-
-@dataclass(frozen=True)
-class EventFilter:
-    after: int = 0
-    limit: int | None = None
-    types: tuple[EventType, ...] = ()
-    exclude_types: tuple[EventType, ...] = ()
-    since: datetime | None = None
-    until: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from api.services.access import Caller
 from api.services.agents import META_KEY, AgentCall, AgentRef, AgentTurn
 from loopline.models import (
     AgentKernel,
+    AgentVersion,
     ChatMessage,
     EventType,
     EventView,
@@ -32,7 +33,6 @@ from loopline.models import (
     RunStatus,
     StopReason,
 )
-from loopline.store.agents import AgentVersion
 
 router = APIRouter(prefix="/agents-api", tags=["dialect: agents-api"])
 
@@ -165,7 +165,7 @@ async def call_agent(
     run_id = await svc.agents.call(who, ref, call)
     if body.stream:
         return await _stream(svc, who, run_id, 0, body.include_trace_children)
-    return _log(await svc.agents.turn(who, run_id), body.include_trace_children)
+    return agent_log(await svc.agents.turn(who, run_id), body.include_trace_children)
 
 
 @router.post("/agents/continue", response_model=AgentLog)
@@ -174,7 +174,7 @@ async def continue_agent(body: ContinueCall, svc: Svc, who: Who) -> AgentLog | S
     resumed_at = await svc.agents.resume(who, body.log_id, body.messages)
     if body.stream:
         return await _stream(svc, who, body.log_id, resumed_at, body.include_trace_children)
-    return _log(await svc.agents.turn(who, body.log_id), body.include_trace_children)
+    return agent_log(await svc.agents.turn(who, body.log_id), body.include_trace_children)
 
 
 @router.post("/agents")
@@ -212,16 +212,16 @@ async def _stream(
                 event = {"type": item.type.value, "seq": item.seq, "data": item.data}
                 yield data_frame(json.dumps(event, default=str))
             else:
-                log = _log(item, children).model_dump(mode="json")
+                log = agent_log(item, children).model_dump(mode="json")
                 yield data_frame(json.dumps({"type": "agent_log", "log": log}))
 
     return sse_response(frames())
 
 
-def _log(turn: AgentTurn, include_children: bool) -> AgentLog:
+def agent_log(turn: AgentTurn, include_children: bool) -> AgentLog:
     view, version, meta = turn.run, turn.version, turn.meta
     messages = [
-        (event.seq, _chat(event.data), event.created_at)
+        (event.seq, chat_message(event.data), event.created_at)
         for event in view.trajectory or []
         if event.type is EventType.message
     ]
@@ -280,7 +280,7 @@ def _log(turn: AgentTurn, include_children: bool) -> AgentLog:
     )
 
 
-def _chat(data: dict[str, Any]) -> dict[str, Any]:
+def chat_message(data: dict[str, Any]) -> dict[str, Any]:
     """A trajectory message in the chat-completions shape the agents API speaks."""
     message: dict[str, Any] = {"role": data["role"], "content": data.get("content", "")}
     calls = data.get("tool_calls") or []

@@ -262,8 +262,8 @@ async def get_trace(
         "logs": include_logs,
         "rollout_logs": include_rollout_logs,
     }
-    parts = _parts(view.trajectory or [])
-    return _trace(view).model_copy(update={name: parts[name] for name in asked if asked[name]})
+    parts = trace_parts(view.trajectory or [])
+    return trace_of(view).model_copy(update={name: parts[name] for name in asked if asked[name]})
 
 
 @router.get("/telemetry/trace/{run_id}")
@@ -275,16 +275,16 @@ async def get_full_trace(run_id: str, request: Request, svc: Svc, who: Who) -> F
         ArtifactLink(name=link.name, content_type=link.content_type, url=link.url)
         for link in await svc.artifacts.links(who, run_id, str(request.base_url))
     ]
-    parts = _parts(view.trajectory or [])
+    parts = trace_parts(view.trajectory or [])
     return FullTrace(
-        **_trace(view).model_dump(exclude=set(parts)),
+        **trace_of(view).model_dump(exclude=set(parts)),
         **parts,
         screenshots=[link for link in links if link.content_type.startswith("image/")],
         artifacts=links,
     )
 
 
-def _parts(events: list[EventView]) -> dict[str, Any]:
+def trace_parts(events: list[EventView]) -> dict[str, Any]:
     """A run's events as a trace's trajectory (its messages), environment logs (its log
     events) and rollout logs (everything else: status, reward, evaluation, callback)."""
     return {
@@ -308,7 +308,7 @@ async def trace_statuses(body: TraceStatusRequest, svc: Svc, who: Who) -> TraceS
     )
 
 
-def _trace(view: RunView) -> Trace:
+def trace_of(view: RunView) -> Trace:
     return Trace(
         trace_id=view.run_id,
         trace_url=view.temporal_ui_url,
@@ -355,11 +355,11 @@ async def add_evalset_tasks(
 ) -> TaskUploadResult:
     """Add tasks in hud's internal format to an existing taskset, by its id."""
     evalset = await svc.tasksets.get(who, evalset_id)
-    tasks = [_task(task, index) for index, task in enumerate(body.tasks)]
+    tasks = [evalset_task(task, index) for index, task in enumerate(body.tasks)]
     return await upload_tasks(TasksetUpload(name=evalset.name, tasks=tasks), svc, who)
 
 
-def _task(task: EvalsetTask, index: int) -> TaskDefinition:
+def evalset_task(task: EvalsetTask, index: int) -> TaskDefinition:
     loc: list[str | int] = ["body", "tasks", index, "scenario_id"]
     if task.scenario_id is None:
         raise Invalid(loc, "scenario_id is required: give the scenario as 'environment/scenario'")

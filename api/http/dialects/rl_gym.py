@@ -148,7 +148,7 @@ async def launch_runs(body: LaunchRequest, svc: Svc, who: Who) -> LaunchResponse
     rollouts = await svc.batches.all_runs(who, batch.batch_id)
     return LaunchResponse(
         run_id=batch.batch_id,
-        run_status=_status(batch, [r.run_id for r in rollouts]),
+        run_status=run_status(batch, [r.run_id for r in rollouts]),
         rollouts=[
             Rollout(
                 rollout_id=run.run_id,
@@ -185,7 +185,7 @@ async def list_runs(
     except LookupError:  # no such template: no runs of it
         return RunList(total=0, runs=[])
     return RunList(
-        total=page.total, runs=[_status(batch, batch.run_ids or []) for batch in page.batches]
+        total=page.total, runs=[run_status(batch, batch.run_ids or []) for batch in page.batches]
     )
 
 
@@ -193,7 +193,7 @@ async def list_runs(
 async def get_run(batch_id: str, svc: Svc, who: Who) -> RunStatusResponse:
     """A run's aggregate status and its rollout ids."""
     batch = await svc.batches.get_batch(who, batch_id, include_runs=True)
-    return _status(batch, batch.run_ids or [])
+    return run_status(batch, batch.run_ids or [])
 
 
 @router.post("/runs/{batch_id}/cancel")
@@ -211,7 +211,7 @@ async def delete_run(batch_id: str, svc: Svc, who: Who) -> DeleteResponse:
     return DeleteResponse(run_id=batch_id, deleted_rollouts=result.deleted_runs)
 
 
-def _status(batch: BatchView, rollout_ids: list[str]) -> RunStatusResponse:
+def run_status(batch: BatchView, rollout_ids: list[str]) -> RunStatusResponse:
     counts = batch.counts
     return RunStatusResponse(
         run_id=batch.batch_id,

@@ -24,7 +24,6 @@ from api.http.routes.runs import json_lines
 from api.http.sse import native_frames, parse_event_types, resume_point, sse_response
 from api.services import Services
 from api.services.access import Caller, Need
-from api.services.errors import Invalid
 from api.services.live import EventTypes
 from api.services.runs import CallerFields
 from api.services.task_runs import TaskPath
@@ -35,6 +34,7 @@ from loopline.models import (
     ArtifactInfo,
     ClientTool,
     ConnectionToken,
+    EventFilter,
     EventType,
     EventView,
     LogEntry,
@@ -49,16 +49,11 @@ from loopline.models import (
     ToolCall,
     Usage,
 )
-from loopline.store.trace import EventFilter
 
 RUNS = "/api/projects/{project_id}/tasks/{task_id}/runs"
 RUN = RUNS + "/{run_id}"
 router = APIRouter(prefix="/task-runs", tags=["dialect: task-runs"], route_class=BadRequestRoute)
 LOG_LIMIT = 1000
-NO_MODEL = (
-    "say which model runs the task: 'provider/model' (e.g. 'openai/gpt-4o'), a model "
-    "config, or 'scripted' with a script"
-)
 
 
 class TaskRun(BaseModel):
@@ -150,7 +145,7 @@ async def list_task_runs(
         count=page.total,
         limit=limit,
         offset=offset,
-        results=[_task_run(view, task_id) for view in page.runs],
+        results=[task_run(view, task_id) for view in page.runs],
     )
 
 
@@ -164,16 +159,15 @@ async def create_task_run(
 ) -> TaskRun:
     """Start a run of the task; `branch`, `stage` and `state` are set as it starts."""
     body = body or CreateTaskRun()
-    if body.model is None:
-        raise Invalid(["body", "model"], NO_MODEL)
     options = body.model_dump(exclude={"branch", "stage", "state"}, exclude_none=True)
     options["provider_api_keys"] = body.provider_api_keys
-    options["model"] = body.model
+    if body.model is not None:
+        options["model"] = body.model
     fields = {"branch": body.branch, "stage": body.stage, "client_state": body.state}
     view = await svc.task_runs.create(
         who, TaskPath(project_id, task_id), options, CallerFields(fields)
     )
-    return _task_run(view, task_id)
+    return task_run(view, task_id)
 
 
 @router.get(RUN)
@@ -205,7 +199,7 @@ async def append_log(
     """Append entries to the run's log; an entry's `message` (or the entry itself, as JSON)
     is the line, its other fields are kept with it."""
     await svc.task_runs.run(who, TaskPath(project_id, task_id), run_id, Need.commands)
-    await svc.commands.append_logs(who, run_id, [_log_entry(entry) for entry in body.entries])
+    await svc.commands.append_logs(who, run_id, [log_entry(entry) for entry in body.entries])
     return await _seen_by(svc, who, run_id, task_id)
 
 
@@ -337,12 +331,12 @@ async def _full(svc: Services, who: Caller, run_id: str, task_id: str) -> TaskRu
 async def _seen_by(svc: Services, who: Caller, run_id: str, task_id: str) -> TaskRun:
     """The run with its log, as much of it as the caller (a key or a token) may read."""
     log = await svc.runs.events(who, run_id, EventFilter(limit=LOG_LIMIT, types=(EventType.log,)))
-    run = _task_run(await svc.runs.watch_run(who, run_id), task_id)
+    run = task_run(await svc.runs.watch_run(who, run_id), task_id)
     run.log = [event.data for event in log]
     return run
 
 
-def _task_run(view: RunView, task_id: str) -> TaskRun:
+def task_run(view: RunView, task_id: str) -> TaskRun:
     return TaskRun(
         id=view.run_id,
         project_id=view.project,
@@ -366,7 +360,7 @@ def _task_run(view: RunView, task_id: str) -> TaskRun:
     )
 
 
-def _log_entry(entry: dict[str, Any]) -> LogEntry:
+def log_entry(entry: dict[str, Any]) -> LogEntry:
     fields = {k: entry[k] for k in ("entry_id", "level", "source", "timestamp") if k in entry}
     message = entry.get("message")
     rest = {k: v for k, v in entry.items() if k not in {*fields, "message"}}

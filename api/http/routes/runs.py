@@ -15,6 +15,7 @@ from api.services.runs import RunListing
 from loopline.models import (
     AppendLogRequest,
     AppendLogResult,
+    EventFilter,
     EventView,
     RunPage,
     RunPatch,
@@ -22,7 +23,6 @@ from loopline.models import (
     RunStatus,
     RunView,
 )
-from loopline.store.trace import EventFilter
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"])
 

@@ -12,15 +12,8 @@ from typing import Any
 
 import httpx
 
+from loopline.environment.toolservers import _errors as errors
 from loopline.environment.toolservers._calls import CallMeta, CallOutcome
-from loopline.environment.toolservers._errors import (
-    InvalidToolCall,
-    ServerRefused,
-    ServerTimedOut,
-    ServerUnreachable,
-    SessionLost,
-    ToolServerError,
-)
 from loopline.models import ToolInfo
 
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -42,11 +35,13 @@ class HttpToolServer:
         body = await self._send("GET", "/tools")
         listed = body.get("tools", []) if isinstance(body, dict) else body
         if not isinstance(listed, list):
-            raise ServerRefused(f"{self._label}: GET /tools answered no list of tools")
+            raise errors.ServerRefused(f"{self._label}: GET /tools answered no list of tools")
         try:
             return [_tool_info(item) for item in listed]
         except (TypeError, KeyError) as error:
-            raise ServerRefused(f"{self._label}: a tool in GET /tools lacks {error}") from error
+            raise errors.ServerRefused(
+                f"{self._label}: a tool in GET /tools lacks {error}"
+            ) from error
 
     async def call_tool(self, name: str, arguments: dict[str, Any], meta: CallMeta) -> CallOutcome:
         request = {
@@ -60,7 +55,7 @@ class HttpToolServer:
             "POST", "/call", json=request, headers={"Idempotency-Key": meta.idempotency_key}
         )
         if not isinstance(body, dict):
-            raise ServerRefused(f"{self._label}: POST /call answered no JSON object")
+            raise errors.ServerRefused(f"{self._label}: POST /call answered no JSON object")
         content = body.get("content", "")
         structured = content if isinstance(content, dict) else None
         text = content if isinstance(content, str) else json.dumps(content)
@@ -73,16 +68,18 @@ class HttpToolServer:
         try:
             response = await self._http.request(method, path, **options)
         except httpx.TimeoutException as error:
-            raise ServerTimedOut(
+            raise errors.ServerTimedOut(
                 f"{self._label} did not answer {method} {path} within {self._timeout:g} s"
             ) from error
         except httpx.TransportError as error:
-            raise ServerUnreachable(f"cannot reach {self._label}: {error!r}") from error
+            raise errors.ServerUnreachable(f"cannot reach {self._label}: {error!r}") from error
         if response.is_success:
             try:
                 return response.json()
             except ValueError as error:
-                raise ServerRefused(f"{self._label}: {method} {path} answered no JSON") from error
+                raise errors.ServerRefused(
+                    f"{self._label}: {method} {path} answered no JSON"
+                ) from error
         raise _refusal(self._label, f"{method} {path}", response)
 
 
@@ -91,16 +88,16 @@ def _tool_info(item: dict[str, Any]) -> ToolInfo:
     return ToolInfo(name=item["name"], description=item.get("description") or "", parameters=schema)
 
 
-def _refusal(label: str, what: str, response: httpx.Response) -> ToolServerError:
+def _refusal(label: str, what: str, response: httpx.Response) -> errors.ToolServerError:
     detail = _detail(response)
     status = response.status_code
     if status == 410:
-        return SessionLost(f"{label} lost the run's session: {detail}")
+        return errors.SessionLost(f"{label} lost the run's session: {detail}")
     if status in CALL_MISTAKES:
-        return InvalidToolCall(detail)
+        return errors.InvalidToolCall(detail)
     if status in RETRYABLE_STATUSES:
-        return ServerUnreachable(f"{label} answered {what} with {status}: {detail}")
-    return ServerRefused(f"{label} refused {what} with {status}: {detail}")
+        return errors.ServerUnreachable(f"{label} answered {what} with {status}: {detail}")
+    return errors.ServerRefused(f"{label} refused {what} with {status}: {detail}")
 
 
 def _detail(response: httpx.Response) -> str:

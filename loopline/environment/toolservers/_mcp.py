@@ -30,16 +30,8 @@ from mcp_types import (
     TextContent,
 )
 
+from loopline.environment.toolservers import _errors as errors
 from loopline.environment.toolservers._calls import CallMeta, CallOutcome
-from loopline.environment.toolservers._errors import (
-    SESSION_LOST_CODE,
-    InvalidToolCall,
-    ServerRefused,
-    ServerTimedOut,
-    ServerUnreachable,
-    SessionLost,
-    ToolServerError,
-)
 from loopline.models import ToolInfo
 
 logger = logging.getLogger(__name__)
@@ -106,31 +98,35 @@ class McpToolServer:
             async with asyncio.timeout(self._timeout):
                 client = await self._connected()
                 return await use(client)
-        except ToolServerError:
+        except errors.ToolServerError:
             raise
         except TimeoutError as error:
             await self._drop()
-            raise ServerTimedOut(
+            raise errors.ServerTimedOut(
                 f"{self._label} did not answer within {self._timeout:g} s"
             ) from error
         except MCPError as error:
             raise await self._classified(error) from error
         except Exception as error:
             await self._drop()
-            raise ServerUnreachable(f"cannot reach {self._label}: {_describe(error)}") from error
+            raise errors.ServerUnreachable(
+                f"cannot reach {self._label}: {_describe(error)}"
+            ) from error
 
-    async def _classified(self, error: MCPError) -> ToolServerError:
-        if error.code == SESSION_LOST_CODE:
-            return SessionLost(f"{self._label} lost the run's session: {error.message}")
+    async def _classified(self, error: MCPError) -> errors.ToolServerError:
+        if error.code == errors.SESSION_LOST_CODE:
+            return errors.SessionLost(f"{self._label} lost the run's session: {error.message}")
         if error.code in {INVALID_PARAMS, METHOD_NOT_FOUND}:
-            return InvalidToolCall(error.message)
+            return errors.InvalidToolCall(error.message)
         if error.code == REQUEST_TIMEOUT:
             await self._drop()
-            return ServerTimedOut(f"{self._label} timed out: {error.message}")
+            return errors.ServerTimedOut(f"{self._label} timed out: {error.message}")
         if error.code in {CONNECTION_CLOSED, INTERNAL_ERROR}:
             await self._drop()
-            return ServerUnreachable(f"{self._label} failed: {error.message}")
-        return ServerRefused(f"{self._label} refused the call ({error.code}): {error.message}")
+            return errors.ServerUnreachable(f"{self._label} failed: {error.message}")
+        return errors.ServerRefused(
+            f"{self._label} refused the call ({error.code}): {error.message}"
+        )
 
     async def _connected(self) -> Client:
         async with self._lock:

@@ -8,15 +8,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
-from loopline.environment.toolservers import (
-    CallMeta,
-    InvalidToolCall,
-    ServerRefused,
-    ServerTimedOut,
-    ServerUnreachable,
-    SessionLost,
-    ToolServerError,
-)
+from loopline.environment import toolservers
+from loopline.environment.toolservers import CallMeta
 from loopline.environment.toolservers._http import HttpToolServer
 from tests.harness import free_port, serving
 
@@ -38,16 +31,16 @@ def answering(status: int) -> FastAPI:
 @pytest.mark.parametrize(
     ("status", "expected", "retryable"),
     [
-        (410, SessionLost, False),
-        (422, InvalidToolCall, False),
-        (404, InvalidToolCall, False),
-        (401, ServerRefused, False),
-        (503, ServerUnreachable, True),
-        (429, ServerUnreachable, True),
+        (410, toolservers.SessionLost, False),
+        (422, toolservers.InvalidToolCall, False),
+        (404, toolservers.InvalidToolCall, False),
+        (401, toolservers.ServerRefused, False),
+        (503, toolservers.ServerUnreachable, True),
+        (429, toolservers.ServerUnreachable, True),
     ],
 )
 async def test_statuses_say_what_the_run_does(
-    status: int, expected: type[ToolServerError], retryable: bool
+    status: int, expected: type[toolservers.ToolServerError], retryable: bool
 ) -> None:
     port = free_port()
     server = HttpToolServer(label="the test server", url=f"http://127.0.0.1:{port}", timeout=5)
@@ -64,10 +57,12 @@ async def test_no_server_and_a_slow_server_are_worth_retrying() -> None:
     port = free_port()
     nobody = HttpToolServer(label="nobody", url=f"http://127.0.0.1:{free_port()}", timeout=5)
     slow = HttpToolServer(label="the slow server", url=f"http://127.0.0.1:{port}", timeout=0.5)
-    with pytest.raises(ServerUnreachable, match="cannot reach nobody"):
+    with pytest.raises(toolservers.ServerUnreachable, match="cannot reach nobody"):
         await nobody.list_tools()
     async with serving(answering(200), port):
-        with pytest.raises(ServerTimedOut, match=r"did not answer POST /call within 0\.5 s"):
+        with pytest.raises(
+            toolservers.ServerTimedOut, match=r"did not answer POST /call within 0\.5 s"
+        ):
             await slow.call_tool("slow", {}, META)
     await nobody.aclose()
     await slow.aclose()

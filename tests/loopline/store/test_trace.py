@@ -14,10 +14,9 @@ from pydantic import BaseModel
 from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.exc import OperationalError
 
-from loopline.models import EventType, RunSpec, Usage
+from loopline.models import EventFilter, EventType, RunSpec, Usage
 from loopline.store import TraceStore, open_stores
 from loopline.store.rows import NewRun
-from loopline.store.trace import EventFilter
 
 SPEC = RunSpec(environment="e", scenario="s", args={}, model="scripted", max_steps=5)
 

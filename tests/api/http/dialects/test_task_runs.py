@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.dialects.conftest import Inbox
+from tests.api.http.dialects.conftest import Inbox
 from tests.harness import sse_events
 
 TASK = "fix-login"

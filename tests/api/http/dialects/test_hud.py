@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from tests.api.dialects.conftest import Inbox
+from tests.api.http.dialects.conftest import Inbox
 from tests.upstream import Reply, Upstream
 
 SEED_CURL_BODY: dict[str, Any] = {
