@@ -71,3 +71,20 @@ def loaded_by(module: str) -> set[str]:
 )
 def test_importing_loads_only_what_runs(module: str, absent: set[str]) -> None:
     assert loaded_by(module) & absent == set()
+
+
+def test_the_readme_names_every_package() -> None:
+    """README's Architecture section lists each package with its job."""
+    section = (ROOT / "README.md").read_text().split("## Architecture", 1)[1].split("\n## ", 1)[0]
+    packages = {
+        str(init.parent.relative_to(ROOT))
+        for top in ("activities", "api", "loopline", "workers", "workflows")
+        for init in (ROOT / top).rglob("__init__.py")
+        if "migrations" not in init.parts and "providers" not in init.parts
+    }
+    missing = sorted(
+        name
+        for name in packages
+        if f"`{name}/`" not in section and f"`{name.rsplit('/', 1)[-1]}/`" not in section
+    )
+    assert missing == []
