@@ -21,6 +21,7 @@ from activities.base import StoreActivities
 from activities.errors import permanent
 from loopline.environment.registry import Registry
 from loopline.models import CallbackOutcome, CallbackSpec, DeliveryStatus, RunView
+from loopline.redaction import scrub, secret_forms
 from loopline.secrets import (
     CALLBACK_HEADERS,
     CALLBACK_SIGNING_SECRET,
@@ -39,6 +40,15 @@ SIGNING_PURPOSE = "callback-signing"
 TIMEOUT_SECONDS = 10.0
 # Answers that say "try again later"; any other 4xx means the receiver refuses the payload.
 RETRYABLE_STATUSES = frozenset({408, 409, 425, 429})
+# How much of a refusing receiver's answer the run keeps.
+ANSWER_CHARS = 500
+
+
+def _shown(answer: str, secrets: list[str | bytes]) -> str:
+    """What a receiver answered, as the run keeps it: scrubbed whole, then cut short (a
+    secret cut in half by the cut would no longer be found)."""
+    values = [value.decode() if isinstance(value, bytes) else value for value in secrets]
+    return scrub(answer, secret_forms(values))[:ANSWER_CHARS]
 
 
 def signature(secret: bytes, timestamp: int, body: bytes) -> str:
@@ -126,7 +136,7 @@ class CallbackActivities(StoreActivities):
             status=DeliveryStatus.retrying if retry else DeliveryStatus.failed,
             attempts=attempt,
             status_code=response.status_code,
-            error=f"HTTP {response.status_code}: {response.text[:500]}",
+            error=f"HTTP {response.status_code}: {_shown(response.text, [*headers.values(), key])}",
         )
 
     async def _sealed(self, run_id: str) -> tuple[dict[str, str], bytes]:

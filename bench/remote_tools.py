@@ -26,7 +26,6 @@ from cryptography.fernet import Fernet
 from pydantic import BaseModel
 from temporalio.client import Client
 
-from activities.model_calls import ModelCaller
 from loopline.environment import Environment
 from loopline.environment.registry import Registry
 from loopline.environment.remote import RemoteState
@@ -40,14 +39,13 @@ from loopline.models import (
     ScriptedStep,
     ScriptedToolCall,
 )
-from loopline.pricing import PriceTable
 from loopline.secrets import SecretBox
 from loopline.store import TraceStore, open_stores
 from loopline.store.rows import NewRun
 from tests.harness import dev_server
 from tests.servers.processes import ShopServer
 from workers.cli.up import ONE_PARTITION
-from workers.worker import build_worker
+from workers.worker import WorkerParts, build_worker
 from workflows.contract.names import initial_search_attributes, run_workflow_id
 from workflows.contract.payloads import RunInput
 from workflows.run import RunWorkflow
@@ -157,9 +155,10 @@ async def main(calls: int, repeats: int) -> None:
                 Registry([local_shop], remotes) as registry,
             ):
                 store = stores.runs
-                box = SecretBox(Fernet.generate_key())
-                caller = ModelCaller(store, box, PriceTable.load(None))
-                async with build_worker(server.client, "bench", stores, registry, caller, box):
+                parts = WorkerParts(
+                    server.client, "bench", stores, registry, SecretBox(Fernet.generate_key())
+                )
+                async with build_worker(parts, parts.caller(), parts.interceptors()):
                     names = [local_shop.name, "mcp-http-shop", "mcp-stdio-shop"]
                     for name in names:
                         await timed_run(server.client, store, name, 3)  # warm-up

@@ -52,7 +52,7 @@ from loopline.store import TraceStore, open_stores
 from loopline.store.rows import NewRun
 from tests.harness import dev_server
 from workers.cli.up import ONE_PARTITION
-from workers.worker import build_worker
+from workers.worker import WorkerParts, build_worker
 from workflows.contract.names import initial_search_attributes, run_workflow_id
 from workflows.contract.payloads import (
     EvaluateInput,
@@ -194,9 +194,10 @@ async def main(steps: int, repeats: int) -> None:
                 dev_server_extra_args=ONE_PARTITION,
             )
             try:
-                box = SecretBox(Fernet.generate_key())
-                caller = ModelCaller(store, box, PriceTable.load(None))
-                async with build_worker(server.client, "bench", stores, registry, caller, box):
+                parts = WorkerParts(
+                    server.client, "bench", stores, registry, SecretBox(Fernet.generate_key())
+                )
+                async with build_worker(parts, parts.caller(), parts.interceptors()):
                     await loopline_run(server.client, store, episode(5))  # warm-up
                     timed = [
                         await loopline_run(server.client, store, script) for _ in range(repeats)

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from temporalio import activity, workflow
 
+from loopline.redaction import HELD, ScrubbingFilter
 from workflows.contract.names import run_id_of
 
 LogFormat = Literal["json", "text"]
@@ -41,6 +42,8 @@ class JsonFormatter(logging.Formatter):
                 entry[name] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            entry["exception"] = record.exc_text
         return json.dumps(entry, default=str)
 
 
@@ -72,6 +75,7 @@ def configure_logging(level: str, log_format: LogFormat) -> None:
     json_lines = log_format == "json"
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter() if json_lines else logging.Formatter(TEXT_FORMAT))
+    handler.addFilter(ScrubbingFilter(HELD))
     logging.basicConfig(level=level, handlers=[handler], force=True)
     # One INFO line per HTTP request the SDKs make: noise, and it names provider URLs.
     for chatty in ("httpx", "httpx2"):

@@ -3,6 +3,7 @@ Temporal's database, the trace store, the logs (at DEBUG) or API responses."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator
@@ -11,8 +12,20 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI, Request
+from fastapi.responses import PlainTextResponse
 
-from tests.harness import Stack, dev_server, model_body, run_to_end, wait_for_run
+from tests.harness import (
+    Stack,
+    answer_step,
+    dev_server,
+    free_port,
+    model_body,
+    run_body,
+    run_to_end,
+    serving,
+    wait_for_run,
+)
 from tests.upstream import Failure, Reply, Upstream
 
 PERU = {"country": "Peru"}
@@ -110,3 +123,51 @@ async def test_runs_without_a_key_use_the_workers_own(
 
     assert run["status"] == "completed" and run["model"] == f"openai/{model}"
     assert upstream.requests[model][0].headers["authorization"] == f"Bearer {ENV_KEY}"
+
+
+async def test_a_secret_a_callback_receiver_echoes_is_kept_nowhere(
+    file_backed: tuple[Stack, Path],
+) -> None:
+    """The receiver answers 401 with the headers it was sent: the run records the refusal,
+    and neither Temporal, the store, the logs nor the API hold the sealed values."""
+    stack, folder = file_backed
+    header_secret = f"hdr-{uuid.uuid4().hex}"
+    signing_secret = f"sig-{uuid.uuid4().hex}"
+    receiver = FastAPI()
+
+    @receiver.post("/hook")
+    async def hook(request: Request) -> PlainTextResponse:
+        echoed = f"refused, you sent {dict(request.headers)}"
+        return PlainTextResponse(echoed, status_code=401)
+
+    port = free_port()
+    body = run_body(
+        "trivia",
+        "capital",
+        PERU,
+        answer_step("Lima"),
+        callback={
+            "url": f"http://127.0.0.1:{port}/hook",
+            "headers": {"Authorization": f"Bearer {header_secret}"},
+            "secret": signing_secret,
+            "retry_count": 0,
+        },
+    )
+    async with serving(receiver, port), stack.client() as api:
+        run = await run_to_end(api, body)
+        while (run["callback"] or {}).get("status") != "failed":
+            await asyncio.sleep(0.1)
+            run = (await api.get(f"/v1/runs/{run['run_id']}")).json()
+        answers = [
+            await api.get(f"/v1/runs/{run['run_id']}", params={"include_trajectory": True}),
+            await api.get(f"/v1/runs/{run['run_id']}/events"),
+        ]
+    assert run["callback"]["status_code"] == 401
+    assert "[redacted]" in run["callback"]["error"]
+    stack.stop()
+    for answer in answers:
+        assert header_secret not in answer.text
+    for path in (p for p in folder.rglob("*") if p.is_file() and p.name != "secret.key"):
+        content = path.read_bytes()
+        assert header_secret.encode() not in content, f"the header is in {path}"
+        assert signing_secret.encode() not in content, f"the signing secret is in {path}"

@@ -11,11 +11,12 @@ from temporalio.client import Client
 
 from api.app import create_app
 from loopline.environment.registry import Registry
+from loopline.redaction import HELD
 from loopline.secrets import load_secret_box
 from loopline.settings import Settings
 from loopline.store import open_stores
 from loopline.temporal import ensure_search_attributes
-from workers.worker import build_model_workers, build_worker, model_caller
+from workers.worker import WorkerParts, build_workers
 
 
 class ApiServer(uvicorn.Server):
@@ -43,29 +44,18 @@ async def serve_api_until(server: ApiServer, stop: asyncio.Event) -> None:
 async def run_worker_until(settings: Settings, stop: asyncio.Event, temporal: Client) -> None:
     registry = Registry.from_modules(settings.environment_modules, settings.remote_environments)
     await ensure_search_attributes(temporal, settings.temporal_namespace)
-    async with open_stores(settings.database_url) as stores, registry:
-        box = load_secret_box(settings)
-        store = stores.runs
-        caller = model_caller(store, box, settings)
-        workers = [
-            build_worker(
-                temporal,
-                settings.task_queue,
-                stores,
-                registry,
-                caller,
-                box,
-                settings.relay_webhooks,
-            ),
-            *build_model_workers(
-                temporal,
-                settings.task_queue,
-                store,
-                registry,
-                caller,
-                settings.provider_rate_limits,
-            ),
-        ]
+    async with open_stores(settings.database_url, HELD) as stores, registry:
+        parts = WorkerParts(
+            client=temporal,
+            task_queue=settings.task_queue,
+            stores=stores,
+            registry=registry,
+            box=load_secret_box(settings),
+            prices_file=settings.prices_file,
+            relay_webhooks=settings.relay_webhooks,
+            rate_limits=settings.provider_rate_limits,
+        )
+        workers = build_workers(parts)
         async with contextlib.AsyncExitStack() as running:
             for worker in workers:
                 await running.enter_async_context(worker)

@@ -1,11 +1,13 @@
-"""Builds the Temporal worker that runs Loopline's workflows and activities."""
+"""Builds the Temporal workers that run Loopline's workflows and activities: one on the run
+task queue, and one per provider on the task queue of that provider's model calls."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import Interceptor, Worker
 
 from activities.batches import BatchActivities
 from activities.callbacks import CallbackActivities
@@ -13,6 +15,7 @@ from activities.evaluation import EvaluationActivities
 from activities.inputs import InputActivities
 from activities.model_calls import ModelCaller
 from activities.model_step import ModelActivities
+from activities.redaction import RunSecrets, ScrubbingInterceptor
 from activities.relay import RelayActivities
 from activities.scenario import ScenarioActivities
 from activities.simulated_user import SimulatedUserActivities
@@ -20,41 +23,66 @@ from activities.tools import ToolActivities
 from loopline.environment.registry import Registry
 from loopline.models import Provider
 from loopline.pricing import PriceTable
+from loopline.redaction import HELD
 from loopline.secrets import SecretBox
-from loopline.settings import Settings
-from loopline.store import Stores, TraceStore
+from loopline.store import Stores
 from workflows.batch import BatchWorkflow
 from workflows.contract.names import model_queue
 from workflows.relay import RelayWorkflow
 from workflows.run import RunWorkflow
 
-GRACEFUL_SHUTDOWN = timedelta(seconds=20)
+# How long a stopping worker lets running activities finish before cancelling them; the
+# runs go on from where they are on the next worker.
+GRACEFUL_SHUTDOWN = timedelta(seconds=10)
 
 
-def model_caller(store: TraceStore, box: SecretBox, settings: Settings) -> ModelCaller:
-    return ModelCaller(store, box, PriceTable.load(settings.prices_file))
+@dataclass(frozen=True)
+class WorkerParts:
+    """What every worker of a process shares."""
+
+    client: Client
+    task_queue: str
+    stores: Stores
+    registry: Registry
+    box: SecretBox
+    prices_file: str | None = None
+    relay_webhooks: dict[str, str] = field(default_factory=dict)
+    rate_limits: dict[Provider, float] = field(default_factory=dict)
+
+    def caller(self) -> ModelCaller:
+        return ModelCaller(self.stores.runs, self.box, PriceTable.load(self.prices_file))
+
+    def interceptors(self) -> list[Interceptor]:
+        """No activity error leaves with a secret of its run (activities/redaction.py)."""
+        return [ScrubbingInterceptor(RunSecrets(self.stores.runs, self.box, HELD))]
+
+
+def build_workers(parts: WorkerParts) -> list[Worker]:
+    caller = parts.caller()
+    interceptors = parts.interceptors()
+    return [
+        build_worker(parts, caller, interceptors),
+        *build_model_workers(parts, caller, interceptors),
+    ]
 
 
 def build_model_workers(
-    client: Client,
-    task_queue: str,
-    store: TraceStore,
-    registry: Registry,
-    caller: ModelCaller,
-    rate_limits: dict[Provider, float],
+    parts: WorkerParts, caller: ModelCaller, interceptors: list[Interceptor]
 ) -> list[Worker]:
     """One worker per provider on its model-call task queue. The server holds a queue's
     rate limit across every worker that polls it, so a limit holds across all runs."""
+    store, registry = parts.stores.runs, parts.registry
     model = ModelActivities(store, registry, caller)
     user = SimulatedUserActivities(store, registry, caller)
     evaluation = EvaluationActivities(store, registry, caller)
     return [
         Worker(
-            client,
-            task_queue=model_queue(task_queue, provider.value),
+            parts.client,
+            task_queue=model_queue(parts.task_queue, provider.value),
             activities=[model.model_step, user.user_turn, evaluation.judge],
-            max_task_queue_activities_per_second=rate_limits.get(provider),
+            max_task_queue_activities_per_second=parts.rate_limits.get(provider),
             graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+            interceptors=interceptors,
         )
         for provider in Provider
         if provider is not Provider.scripted
@@ -62,27 +90,21 @@ def build_model_workers(
 
 
 def build_worker(
-    client: Client,
-    task_queue: str,
-    stores: Stores,
-    registry: Registry,
-    caller: ModelCaller,
-    box: SecretBox,
-    relay_webhooks: dict[str, str] | None = None,
+    parts: WorkerParts, caller: ModelCaller, interceptors: list[Interceptor]
 ) -> Worker:
-    store = stores.runs
+    store, registry = parts.stores.runs, parts.registry
     scenario = ScenarioActivities(store, registry)
-    relay = RelayActivities(relay_webhooks or {})
     evaluation = EvaluationActivities(store, registry, caller)
-    callbacks = CallbackActivities(store, registry, box)
+    callbacks = CallbackActivities(store, registry, parts.box)
     model = ModelActivities(store, registry, caller)
     user = SimulatedUserActivities(store, registry, caller)
     tools = ToolActivities(store, registry)
     inputs = InputActivities(store, registry)
-    batches = BatchActivities(store, stores.batches)
+    batches = BatchActivities(store, parts.stores.batches)
+    relay = RelayActivities(parts.relay_webhooks)
     return Worker(
-        client,
-        task_queue=task_queue,
+        parts.client,
+        task_queue=parts.task_queue,
         workflows=[RunWorkflow, BatchWorkflow, RelayWorkflow],
         activities=[
             scenario.setup,
@@ -101,4 +123,5 @@ def build_worker(
             relay.relay_message,
         ],
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+        interceptors=interceptors,
     )

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from loopline.redaction import HeldSecrets
 from loopline.store.agents import AgentStore
 from loopline.store.batches import BatchStore
 from loopline.store.database import Database
@@ -54,10 +55,10 @@ class Stores:
     keys: KeyStore
 
     @classmethod
-    def of(cls, db: Database) -> Stores:
+    def of(cls, db: Database, held: HeldSecrets | None = None) -> Stores:
         return cls(
             db=db,
-            runs=TraceStore(db),
+            runs=TraceStore(db, held),
             tasksets=TasksetStore(db),
             batches=BatchStore(db),
             agents=AgentStore(db),
@@ -66,11 +67,12 @@ class Stores:
 
 
 @asynccontextmanager
-async def open_stores(url: str) -> AsyncIterator[Stores]:
-    """The stores of the database at `url`, migrated to the newest schema."""
+async def open_stores(url: str, held: HeldSecrets | None = None) -> AsyncIterator[Stores]:
+    """The stores of the database at `url`, migrated to the newest schema; with `held`,
+    the secrets of runs are scrubbed from what is written for them."""
     db = Database(url)
     try:
         await db.create_schema()
-        yield Stores.of(db)
+        yield Stores.of(db, held)
     finally:
         await db.close()

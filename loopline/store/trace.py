@@ -31,6 +31,7 @@ from loopline.models import (
     StopReason,
     Usage,
 )
+from loopline.redaction import HeldSecrets
 from loopline.store.database import Database, aware, utcnow
 from loopline.store.errors import RunNotFoundError
 from loopline.store.notices import notify
@@ -101,9 +102,14 @@ class TraceStore:
     committed, and on PostgreSQL to every process with NOTIFY (loopline/store/notices.py).
     """
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, held: HeldSecrets | None = None) -> None:
         self.db = db
         self._listeners: list[WriteListener] = []
+        # What a run's events and fields must not contain (see loopline/redaction.py).
+        self._held = held
+
+    def _clean(self, run_id: str, value: Any) -> Any:
+        return self._held.scrub_value(value, run_id) if self._held else value
 
     def on_write(self, listener: WriteListener) -> None:
         """Call `listener(run_id)` after each committed write of a run's events."""
@@ -233,9 +239,10 @@ class TraceStore:
     ) -> None:
         """Keep a delivery attempt's outcome on the run; a final one drops the sealed headers."""
 
+        dumped = self._clean(run_id, outcome.model_dump(mode="json"))
+
         def work(conn: Connection) -> None:
             lock_run(conn, run_id)
-            dumped = outcome.model_dump(mode="json")
             conn.execute(update(runs).where(runs.c.run_id == run_id).values(callback=dumped))
             if event_by_key(conn, run_id, key) is None:
                 append_event(conn, run_id, key, EventType.callback, dumped)
@@ -292,7 +299,8 @@ class TraceStore:
         Returns the event and whether this call wrote it; a call whose key was already
         recorded changes nothing and returns the first event.
         """
-        changes = dict(run_fields or {})
+        data = self._clean(run_id, data)
+        changes = self._clean(run_id, dict(run_fields or {}))
         if usage is not None:
             changes.update(usage_increments(usage))
 
