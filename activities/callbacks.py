@@ -21,6 +21,7 @@ from activities.base import StoreActivities
 from activities.errors import permanent
 from loopline.environment.registry import Registry
 from loopline.models import CallbackOutcome, CallbackSpec, DeliveryStatus, RunView
+from loopline.outbound import OutboundBlocked
 from loopline.redaction import scrub, secret_forms
 from loopline.secrets import (
     CALLBACK_HEADERS,
@@ -73,7 +74,12 @@ class CallbackActivities(StoreActivities):
     def __init__(self, store: TraceStore, registry: Registry, box: SecretBox) -> None:
         super().__init__(store, registry)
         self._box = box
-        self._http = httpx.AsyncClient(timeout=TIMEOUT_SECONDS, follow_redirects=False)
+        self._http = httpx.AsyncClient(
+            timeout=TIMEOUT_SECONDS,
+            follow_redirects=False,
+            transport=registry.outbound.transport(),
+            trust_env=False,
+        )
 
     @activity.defn(name=stubs.DELIVER_CALLBACK.name)
     async def deliver_callback(self, ref: RunRef) -> None:
@@ -118,6 +124,8 @@ class CallbackActivities(StoreActivities):
         }
         try:
             response = await self._http.post(url, content=body, headers=sent)
+        except OutboundBlocked as error:
+            return CallbackOutcome(status=DeliveryStatus.failed, attempts=attempt, error=str(error))
         except httpx.HTTPError as error:
             return CallbackOutcome(
                 status=DeliveryStatus.retrying,

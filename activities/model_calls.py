@@ -20,6 +20,7 @@ from activities.providers.errors import as_application_error, redact
 from activities.token_stream import token_stream
 from loopline.environment.registry import Registry
 from loopline.models import ModelConfig, Provider, Script, Usage
+from loopline.outbound import OutboundPolicy, blocked_in
 from loopline.pricing import PriceTable
 from loopline.secrets import SecretBox, SecretsUnavailableError
 from loopline.store import TraceStore
@@ -36,10 +37,17 @@ class Priced:
 
 
 class ModelCaller:
-    def __init__(self, store: TraceStore, secrets: SecretBox, prices: PriceTable) -> None:
+    def __init__(
+        self,
+        store: TraceStore,
+        secrets: SecretBox,
+        prices: PriceTable,
+        outbound: OutboundPolicy | None = None,
+    ) -> None:
         self._store = store
         self._secrets = secrets
         self._prices = prices
+        self._outbound = outbound or OutboundPolicy()
         self._providers: OrderedDict[str, ModelProvider] = OrderedDict()
         self._closing: set[asyncio.Task[None]] = set()
 
@@ -79,6 +87,10 @@ class ModelCaller:
             async with heartbeating():
                 completion = await provider.complete(ask)
         except Exception as error:
+            if (blocked := blocked_in(error)) is not None:
+                raise permanent(
+                    f"calling {config.label} failed: {blocked}", "OutboundBlocked"
+                ) from None
             mapped = as_application_error(error, config.label, [api_key or ""])
             if mapped is None:
                 # Not the provider's answer but a fault of ours in calling it: retrying the
@@ -98,12 +110,12 @@ class ModelCaller:
         self, config: ModelConfig, api_key: str | None, script: Script | None
     ) -> ModelProvider:
         if config.provider is Provider.scripted:
-            return provider_for(config, api_key, script)
+            return provider_for(config, api_key, script, self._outbound)
         identity = f"{config.model_dump_json()}\0{api_key or ''}"
         key = hashlib.sha256(identity.encode()).hexdigest()
         provider = self._providers.get(key)
         if provider is None:
-            provider = provider_for(config, api_key, script)
+            provider = provider_for(config, api_key, script, self._outbound)
             self._providers[key] = provider
         self._providers.move_to_end(key)
         if len(self._providers) > KEPT_CLIENTS:

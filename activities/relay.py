@@ -7,6 +7,7 @@ import httpx
 from temporalio import activity
 
 from activities.errors import permanent
+from loopline.outbound import OutboundBlocked, OutboundPolicy
 from workflows.contract import stubs
 from workflows.contract.payloads import RelayMessage
 
@@ -15,8 +16,9 @@ RETRYABLE_STATUSES = frozenset({408, 425, 429})
 
 
 class RelayActivities:
-    def __init__(self, webhooks: dict[str, str]) -> None:
+    def __init__(self, webhooks: dict[str, str], outbound: OutboundPolicy) -> None:
         self._webhooks = webhooks
+        self._outbound = outbound
 
     @activity.defn(name=stubs.RELAY_MESSAGE.name)
     async def relay_message(self, message: RelayMessage) -> int:
@@ -27,12 +29,20 @@ class RelayActivities:
                 f"project {message.project!r} has no relay webhook in LOOPLINE_RELAY_WEBHOOKS",
                 "NoRelayWebhook",
             )
-        async with httpx.AsyncClient(timeout=TIMEOUT_SECONDS) as http:
-            answer = await http.post(
-                url,
-                json=message.model_dump(mode="json"),
-                headers={"Idempotency-Key": message.message_id},
-            )
+        transport = self._outbound.transport()
+        async with httpx.AsyncClient(
+            timeout=TIMEOUT_SECONDS, transport=transport, trust_env=False
+        ) as http:
+            try:
+                answer = await http.post(
+                    url,
+                    json=message.model_dump(mode="json"),
+                    headers={"Idempotency-Key": message.message_id},
+                )
+            except OutboundBlocked as error:
+                raise permanent(
+                    f"the relay webhook of {message.project!r}: {error}", "OutboundBlocked"
+                ) from None
         refused = 400 <= answer.status_code < 500 and answer.status_code not in RETRYABLE_STATUSES
         if refused:
             raise permanent(

@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from loopline.logs import LogFormat
 from loopline.models import Provider, RemoteEnvironmentConfig
+from loopline.outbound import OutboundPolicy
 
 DEFAULT_ENVIRONMENT_MODULES = ("environments.chat", "environments.orders", "environments.trivia")
 
@@ -50,6 +51,21 @@ class Settings(BaseSettings):
         description="Per project, the URL a run's relay_message is POSTed to (a Slack "
         'bridge), as JSON: {"default": "https://relay.example/hook"}. The API and the '
         "workers need the same map.",
+    )
+    outbound_allow: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Hosts (names, *.wildcards) and networks (CIDRs) Loopline's own requests "
+        "may reach although the outbound URL policy would deny them, comma-separated.",
+    )
+    outbound_deny: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Hosts and networks Loopline's own requests never reach, comma-separated; "
+        "a deny entry wins over an allow entry.",
+    )
+    outbound_local: bool = Field(
+        default=False,
+        description="Allow loopback and private addresses (one user on one machine); "
+        "`loopline up` sets it. Link-local addresses stay denied.",
     )
     log_level: str = "INFO"
     metrics_address: str | None = Field(
@@ -113,12 +129,18 @@ class Settings(BaseSettings):
             )
         return self
 
-    @field_validator("environment_modules", mode="before")
+    @field_validator("environment_modules", "outbound_allow", "outbound_deny", mode="before")
     @classmethod
-    def _split_modules(cls, value: object) -> object:
+    def _split_lists(cls, value: object) -> object:
         if isinstance(value, str):
             return [name.strip() for name in value.split(",") if name.strip()]
         return value
+
+
+def outbound_policy(settings: Settings) -> OutboundPolicy:
+    return OutboundPolicy.of(
+        settings.outbound_allow, settings.outbound_deny, local=settings.outbound_local
+    )
 
 
 @lru_cache

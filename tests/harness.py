@@ -72,6 +72,8 @@ class Stack:
             "LOOPLINE_LOG_LEVEL": self.log_level,
             "LOOPLINE_SSE_KEEPALIVE_SECONDS": "1",
             "LOOPLINE_BLOB_DIR": str(self.workdir / "blobs"),
+            # The tests' own servers (providers, tool servers, receivers) are on loopback.
+            "LOOPLINE_OUTBOUND_ALLOW": "127.0.0.0/8",
             **self.extra_env,
         }
 

@@ -13,7 +13,7 @@ from api.app import create_app
 from loopline.environment.registry import Registry
 from loopline.redaction import HELD
 from loopline.secrets import load_secret_box
-from loopline.settings import Settings
+from loopline.settings import Settings, outbound_policy
 from loopline.store import open_stores
 from loopline.temporal import ensure_search_attributes
 from workers.worker import WorkerParts, build_workers
@@ -42,7 +42,9 @@ async def serve_api_until(server: ApiServer, stop: asyncio.Event) -> None:
 
 
 async def run_worker_until(settings: Settings, stop: asyncio.Event, temporal: Client) -> None:
-    registry = Registry.from_modules(settings.environment_modules, settings.remote_environments)
+    registry = Registry.from_modules(
+        settings.environment_modules, settings.remote_environments, outbound_policy(settings)
+    )
     await ensure_search_attributes(temporal, settings.temporal_namespace)
     async with open_stores(settings.database_url, HELD) as stores, registry:
         parts = WorkerParts(

@@ -50,7 +50,8 @@ class WorkerParts:
     rate_limits: dict[Provider, float] = field(default_factory=dict)
 
     def caller(self) -> ModelCaller:
-        return ModelCaller(self.stores.runs, self.box, PriceTable.load(self.prices_file))
+        prices = PriceTable.load(self.prices_file)
+        return ModelCaller(self.stores.runs, self.box, prices, self.registry.outbound)
 
     def interceptors(self) -> list[Interceptor]:
         """No activity error leaves with a secret of its run (activities/redaction.py)."""
@@ -101,7 +102,7 @@ def build_worker(
     tools = ToolActivities(store, registry)
     inputs = InputActivities(store, registry)
     batches = BatchActivities(store, parts.stores.batches)
-    relay = RelayActivities(parts.relay_webhooks)
+    relay = RelayActivities(parts.relay_webhooks, parts.registry.outbound)
     return Worker(
         parts.client,
         task_queue=parts.task_queue,

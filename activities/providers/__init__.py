@@ -6,6 +6,7 @@ from activities.providers.base import Ask, Completion, ModelProvider, Purpose
 from activities.providers.scripted import ScriptedModel
 from loopline.extras import missing_extra
 from loopline.models import ModelConfig, Provider, Script
+from loopline.outbound import OutboundPolicy
 
 __all__ = [
     "Ask",
@@ -21,7 +22,9 @@ class MissingExtraError(RuntimeError):
     pass
 
 
-def provider_for(config: ModelConfig, api_key: str | None, script: Script | None) -> ModelProvider:
+def provider_for(
+    config: ModelConfig, api_key: str | None, script: Script | None, outbound: OutboundPolicy
+) -> ModelProvider:
     if (reason := missing_extra(config.provider)) is not None:
         raise MissingExtraError(reason)
     if config.provider is Provider.scripted:
@@ -31,7 +34,7 @@ def provider_for(config: ModelConfig, api_key: str | None, script: Script | None
     if config.provider.speaks_openai:
         from activities.providers.openai_chat import OpenAIChat
 
-        return OpenAIChat(config, api_key)
+        return OpenAIChat(config, api_key, outbound)
     from activities.providers.anthropic_messages import AnthropicMessages
 
-    return AnthropicMessages(config, api_key)
+    return AnthropicMessages(config, api_key, outbound)

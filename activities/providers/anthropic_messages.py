@@ -9,6 +9,7 @@ from anthropic.types import Message as AnthropicMessage
 
 from activities.providers.base import Ask, Completion
 from loopline.models import Message, ModelConfig, Provider, ToolCall, ToolInfo, Usage
+from loopline.outbound import OutboundPolicy
 
 DEFAULT_MAX_TOKENS = 4096
 AnthropicClient = (
@@ -17,9 +18,9 @@ AnthropicClient = (
 
 
 class AnthropicMessages:
-    def __init__(self, config: ModelConfig, api_key: str | None) -> None:
+    def __init__(self, config: ModelConfig, api_key: str | None, outbound: OutboundPolicy) -> None:
         self._config = config
-        self._client = _client(config, api_key)
+        self._client = _client(config, api_key, outbound)
 
     async def close(self) -> None:
         await self._client.close()
@@ -55,8 +56,12 @@ class AnthropicMessages:
         return request
 
 
-def _client(config: ModelConfig, api_key: str | None) -> AnthropicClient:
-    common: dict[str, Any] = {"max_retries": 0, "timeout": config.timeout_seconds}
+def _client(config: ModelConfig, api_key: str | None, outbound: OutboundPolicy) -> AnthropicClient:
+    common: dict[str, Any] = {
+        "max_retries": 0,
+        "timeout": config.timeout_seconds,
+        "http_client": anthropic.DefaultAsyncHttpxClient(transport=outbound.transport2()),
+    }
     if config.base_url:
         common["base_url"] = config.base_url
     if config.provider is Provider.aws_bedrock:

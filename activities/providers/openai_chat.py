@@ -12,6 +12,7 @@ from openai.types.chat import ChatCompletion
 
 from activities.providers.base import Ask, Completion
 from loopline.models import Message, ModelConfig, Provider, TokenLogprob, ToolCall, ToolInfo, Usage
+from loopline.outbound import OutboundPolicy
 
 AZURE_API_VERSION = "2024-10-21"
 # Self-hosted OpenAI-compatible servers (vLLM, Ollama, llama.cpp) mostly need no key, but
@@ -20,9 +21,9 @@ NO_KEY = "no-key-required"
 
 
 class OpenAIChat:
-    def __init__(self, config: ModelConfig, api_key: str | None) -> None:
+    def __init__(self, config: ModelConfig, api_key: str | None, outbound: OutboundPolicy) -> None:
         self._config = config
-        self._client = _client(config, api_key)
+        self._client = _client(config, api_key, outbound)
 
     async def close(self) -> None:
         await self._client.close()
@@ -62,8 +63,14 @@ class OpenAIChat:
         return request
 
 
-def _client(config: ModelConfig, api_key: str | None) -> openai.AsyncOpenAI:
-    common: dict[str, Any] = {"max_retries": 0, "timeout": config.timeout_seconds}
+def _client(
+    config: ModelConfig, api_key: str | None, outbound: OutboundPolicy
+) -> openai.AsyncOpenAI:
+    common: dict[str, Any] = {
+        "max_retries": 0,
+        "timeout": config.timeout_seconds,
+        "http_client": openai.DefaultAsyncHttpxClient(transport=outbound.transport2()),
+    }
     if config.provider is Provider.azure_openai:
         return openai.AsyncAzureOpenAI(
             api_key=api_key,

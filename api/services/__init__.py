@@ -29,7 +29,7 @@ from api.services.workflows import Workflows
 from loopline.blobs import open_blob_store
 from loopline.environment.registry import Registry
 from loopline.secrets import load_secret_box
-from loopline.settings import Settings
+from loopline.settings import Settings, outbound_policy
 from loopline.store import Stores, open_stores
 from loopline.store.notices import listen, listens
 
@@ -89,7 +89,9 @@ def build_services(
 async def running_services(settings: Settings, temporal: Client) -> AsyncIterator[Services]:
     """The services with what they run in the background: the live-event ticker, the
     reconciler and (on PostgreSQL) the listener of event notices."""
-    registry = Registry.from_modules(settings.environment_modules, settings.remote_environments)
+    registry = Registry.from_modules(
+        settings.environment_modules, settings.remote_environments, outbound_policy(settings)
+    )
     async with open_stores(settings.database_url) as stores, registry:
         services = build_services(settings, temporal, stores, registry)
         stores.runs.on_write(services.live.heard)

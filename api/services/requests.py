@@ -25,6 +25,7 @@ from loopline.models import (
     Script,
     parse_model,
 )
+from loopline.outbound import OutboundPolicy
 from loopline.secrets import CALLBACK_HEADERS, CALLBACK_SIGNING_SECRET
 from workflows.contract.names import model_queue
 from workflows.contract.payloads import RunInput
@@ -60,6 +61,7 @@ def resolve(request: RunRequest, registry: Registry) -> ResolvedRun:
         # Remote tools are listed at setup, which checks these lists against them.
         _check_tool_lists(request, registry)
     judge = _judge(request, llm)
+    _check_destinations(request, registry.outbound, llm, user_llm)
     secrets = {
         part: key
         for part, config in (("model", llm), ("user_model", user_llm), ("judge", judge))
@@ -126,6 +128,28 @@ def run_input(
         model_queue_prefix=model_queue(task_queue, ""),
         remote=spec.remote,
     )
+
+
+def _check_destinations(
+    request: RunRequest, outbound: OutboundPolicy, llm: ModelConfig, user_llm: ModelConfig | None
+) -> None:
+    """The URLs the run will send to, checked against the outbound URL policy now (a name
+    is checked again on the address it resolves to, when the request is made)."""
+    judge = request.evaluation.judge_model
+    named: list[tuple[list[str | int], str | None]] = [
+        (["body", "callback", "url"], request.callback.url if request.callback else None),
+        (["body", "model", "base_url"], llm.base_url),
+        (["body", "model", "tool_server_url"], llm.tool_server_url),
+        (["body", "user_model", "base_url"], user_llm.base_url if user_llm else None),
+        (
+            ["body", "evaluation", "judge_model", "base_url"],
+            judge.base_url if isinstance(judge, ModelConfig) else None,
+        ),
+    ]
+    for loc, url in named:
+        refusal = outbound.check_url(url) if url else None
+        if refusal is not None:
+            raise Invalid(loc, f"{url} is blocked by the outbound URL policy: {refusal}")
 
 
 def _remote(request: RunRequest, registry: Registry) -> RemoteEnvironment | None:

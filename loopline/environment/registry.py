@@ -10,6 +10,7 @@ from loopline.environment.remote import RemoteEnvironment
 from loopline.environment.scenarios import Scenario
 from loopline.environment.toolservers import ToolServers
 from loopline.models import RemoteEnvironmentConfig
+from loopline.outbound import OutboundPolicy
 
 
 class UnknownEnvironmentError(LookupError):
@@ -31,9 +32,11 @@ class Registry:
         self,
         environments: Iterable[Environment],
         remotes: Iterable[RemoteEnvironmentConfig] = (),
-        servers: ToolServers | None = None,
+        outbound: OutboundPolicy | None = None,
     ) -> None:
-        self.servers = servers or ToolServers()
+        self.servers = ToolServers(outbound)
+        # Where the process's own requests may go: its tool servers, and the URLs runs name.
+        self.outbound = self.servers.outbound
         self._environments: dict[str, Environment] = {}
         self._remotes: dict[str, RemoteEnvironment] = {}
         for environment in environments:
@@ -45,13 +48,16 @@ class Registry:
 
     @classmethod
     def from_modules(
-        cls, module_names: Iterable[str], remotes: Iterable[RemoteEnvironmentConfig] = ()
+        cls,
+        module_names: Iterable[str],
+        remotes: Iterable[RemoteEnvironmentConfig] = (),
+        outbound: OutboundPolicy | None = None,
     ) -> Registry:
         found: list[Environment] = []
         for module_name in module_names:
             module = importlib.import_module(module_name)
             found.extend(v for v in vars(module).values() if isinstance(v, Environment))
-        return cls(found, remotes)
+        return cls(found, remotes, outbound)
 
     async def __aenter__(self) -> Registry:
         return self

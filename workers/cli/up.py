@@ -13,7 +13,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from loopline.models import DEFAULT_PROJECT, Scope
-from loopline.settings import Settings
+from loopline.settings import Settings, outbound_policy
 from loopline.store.database import Database
 from loopline.store.keys import KeyStore
 from loopline.temporal import temporal_binary
@@ -78,6 +78,8 @@ async def run_embedded(
             "temporal_address": f"127.0.0.1:{options.temporal_port}",
             "database_url": f"sqlite:///{(options.data_dir / 'loopline.db').resolve()}",
             "temporal_ui_url": ui_url,
+            # One user on one machine: their local model servers and webhooks are theirs.
+            "outbound_local": True,
         }
     )
     api_url = f"http://{options.host}:{options.api_port}"
@@ -97,6 +99,7 @@ async def run_embedded(
         print(f"  API docs:    {api_url}/docs")
         print(f"  Temporal UI: {ui_url}")
         print(f"  API key:     {api_key}  (admin; kept in {options.data_dir / 'api-key'})")
+        print(f"  Outbound:    {outbound_policy(settings).describe()}")
         print("  Ctrl-C stops everything.", flush=True)
         if options.demo:
             demo_ok = await run_demo(api_url, api_key)

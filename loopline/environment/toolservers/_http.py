@@ -15,6 +15,7 @@ import httpx
 from loopline.environment.toolservers import _errors as errors
 from loopline.environment.toolservers._calls import CallMeta, CallOutcome
 from loopline.models import ToolInfo
+from loopline.outbound import OutboundBlocked, OutboundPolicy
 
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 CALL_MISTAKES = frozenset({400, 404, 422})
@@ -23,11 +24,21 @@ MAX_DETAIL_CHARS = 500
 
 class HttpToolServer:
     def __init__(
-        self, *, label: str, url: str, timeout: float, headers: dict[str, str] | None = None
+        self,
+        *,
+        label: str,
+        url: str,
+        timeout: float,
+        outbound: OutboundPolicy,
+        headers: dict[str, str] | None = None,
     ) -> None:
         self._label = label
         self._http = httpx.AsyncClient(
-            base_url=url.rstrip("/"), headers=headers or {}, timeout=timeout
+            base_url=url.rstrip("/"),
+            headers=headers or {},
+            timeout=timeout,
+            transport=outbound.transport(),
+            trust_env=False,
         )
         self._timeout = timeout
 
@@ -73,6 +84,8 @@ class HttpToolServer:
             ) from error
         except httpx.TransportError as error:
             raise errors.ServerUnreachable(f"cannot reach {self._label}: {error!r}") from error
+        except OutboundBlocked as error:
+            raise errors.ServerRefused(f"{self._label}: {error}") from error
         if response.is_success:
             try:
                 return response.json()

@@ -33,6 +33,7 @@ from mcp_types import (
 from loopline.environment.toolservers import _errors as errors
 from loopline.environment.toolservers._calls import CallMeta, CallOutcome
 from loopline.models import ToolInfo
+from loopline.outbound import OutboundPolicy, blocked_in
 
 logger = logging.getLogger(__name__)
 ResultT = TypeVar("ResultT")
@@ -47,8 +48,10 @@ class McpToolServer:
         url: str | None = None,
         headers: dict[str, str] | None = None,
         stdio: StdioServerParameters | None = None,
+        outbound: OutboundPolicy | None = None,
     ) -> None:
         self._label = label
+        self._outbound = outbound or OutboundPolicy()
         self._timeout = timeout
         self._url = url
         self._headers = headers or {}
@@ -109,6 +112,8 @@ class McpToolServer:
             raise await self._classified(error) from error
         except Exception as error:
             await self._drop()
+            if (blocked := blocked_in(error)) is not None:
+                raise errors.ServerRefused(f"{self._label}: {blocked}") from error
             raise errors.ServerUnreachable(
                 f"cannot reach {self._label}: {_describe(error)}"
             ) from error
@@ -154,7 +159,12 @@ class McpToolServer:
     def _transport(self) -> Any:
         if self._stdio is not None:
             return self._stdio
-        http = httpx2.AsyncClient(headers=self._headers, timeout=self._timeout)
+        http = httpx2.AsyncClient(
+            headers=self._headers,
+            timeout=self._timeout,
+            transport=self._outbound.transport2(),
+            trust_env=False,
+        )
         return streamable_http_client(self._url or "", http_client=http)
 
     async def _drop(self) -> None:

@@ -11,8 +11,10 @@ from fastapi.responses import JSONResponse
 from loopline.environment import toolservers
 from loopline.environment.toolservers import CallMeta
 from loopline.environment.toolservers._http import HttpToolServer
+from loopline.outbound import OutboundPolicy
 from tests.harness import free_port, serving
 
+LOOPBACK = OutboundPolicy.of(["127.0.0.0/8"])
 META = CallMeta(run_id="r1", idempotency_key="r1:1:call_1", session="s1")
 
 
@@ -43,7 +45,9 @@ async def test_statuses_say_what_the_run_does(
     status: int, expected: type[toolservers.ToolServerError], retryable: bool
 ) -> None:
     port = free_port()
-    server = HttpToolServer(label="the test server", url=f"http://127.0.0.1:{port}", timeout=5)
+    server = HttpToolServer(
+        label="the test server", url=f"http://127.0.0.1:{port}", timeout=5, outbound=LOOPBACK
+    )
     async with serving(answering(status), port):
         with pytest.raises(expected) as raised:
             await server.call_tool("add", {}, META)
@@ -55,8 +59,12 @@ async def test_statuses_say_what_the_run_does(
 
 async def test_no_server_and_a_slow_server_are_worth_retrying() -> None:
     port = free_port()
-    nobody = HttpToolServer(label="nobody", url=f"http://127.0.0.1:{free_port()}", timeout=5)
-    slow = HttpToolServer(label="the slow server", url=f"http://127.0.0.1:{port}", timeout=0.5)
+    nobody = HttpToolServer(
+        label="nobody", url=f"http://127.0.0.1:{free_port()}", timeout=5, outbound=LOOPBACK
+    )
+    slow = HttpToolServer(
+        label="the slow server", url=f"http://127.0.0.1:{port}", timeout=0.5, outbound=LOOPBACK
+    )
     with pytest.raises(toolservers.ServerUnreachable, match="cannot reach nobody"):
         await nobody.list_tools()
     async with serving(answering(200), port):
