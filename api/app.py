@@ -12,6 +12,7 @@ from temporalio.client import Client
 
 from api.http.dialects import ROUTERS
 from api.http.errors import ERROR_DESCRIPTIONS, install_error_handlers
+from api.http.limits import BodyLimits
 from api.http.observability import RequestObserver
 from api.http.routes import artifacts, batches, commands, environments, keys, runs, tasksets
 from api.services import running_services
@@ -44,6 +45,7 @@ def create_app(settings: Settings, temporal: Client) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(BodyLimits, max_bytes=settings.max_request_bytes)
     app.add_middleware(RequestObserver, tracing=settings.otel_endpoint is not None)
     refusals: dict[int | str, dict[str, Any]] = {
         status: {"description": text} for status, text in ERROR_DESCRIPTIONS.items()

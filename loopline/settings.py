@@ -114,6 +114,11 @@ class Settings(BaseSettings):
     )
     s3_region: str | None = None
     max_artifact_bytes: int = Field(default=100 * 1024 * 1024, gt=0)
+    max_request_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        gt=0,
+        description="The largest request body (413 beyond); artifact uploads have their own.",
+    )
     provider_rate_limits: dict[Provider, Annotated[float, Field(gt=0)]] = Field(
         default_factory=dict,
         description="Model calls per second per provider, across all runs and workers, as "

@@ -3,11 +3,12 @@ tasksets, keys. Each says what it accepts, so that a bad request is refused at i
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from loopline.models.config import ModelConfig, Provider, Scope
 from loopline.models.conversation import (
@@ -26,15 +27,33 @@ from loopline.models.conversation import (
 # The trace store keeps artifact names of up to 1,000 characters; half that is plenty.
 ARTIFACT_NAME_MAX_CHARS = 500
 ARTIFACT_NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*){0,9}$"
-
-
 TASK_SLUG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
-
-
 TASKSET_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 _.:/-]{0,127}$"
-
-
 MAX_ROLLOUTS = 20_000
+# Free-form JSON a caller attaches: small notes, not payloads (those belong in artifacts).
+MAX_METADATA_BYTES = 64 * 1024
+MAX_OUTPUT_BYTES = 1024 * 1024
+
+
+def json_at_most(limit: int) -> AfterValidator:
+    """A value whose JSON is at most `limit` bytes; beyond, a refusal that says where else
+    the data belongs."""
+
+    def check(value: Any) -> Any:
+        size = len(json.dumps(value, default=str))
+        if size > limit:
+            raise ValueError(
+                f"{size:,} bytes of JSON, over the limit of {limit:,}: keep large data in an "
+                "artifact (PUT /v1/runs/{run_id}/artifacts/{name}) and put its name here"
+            )
+        return value
+
+    return AfterValidator(check)
+
+
+Metadata = Annotated[dict[str, Any], json_at_most(MAX_METADATA_BYTES)]
+Output = Annotated[Any, json_at_most(MAX_OUTPUT_BYTES)]
+ClientState = Annotated[dict[str, Any] | None, json_at_most(MAX_OUTPUT_BYTES)]
 
 
 # How long a presigned download link works unless the caller asks otherwise.
@@ -132,7 +151,7 @@ class RunRequest(BaseModel):
     taskset: str | None = Field(
         default=None, description="A taskset id or name: the run joins that taskset's job."
     )
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: Metadata = Field(default_factory=dict)
     tags: list[str] = Field(default_factory=list, max_length=50)
     max_steps: int = Field(
         default=100,
@@ -211,7 +230,7 @@ class LogEntry(BaseModel):
     level: LogLevel = LogLevel.info
     message: str = Field(max_length=MAX_MESSAGE_CHARS)
     source: str | None = Field(default=None, max_length=200)
-    data: dict[str, Any] = Field(default_factory=dict)
+    data: Metadata = Field(default_factory=dict)
     timestamp: datetime | None = Field(default=None, description="When the producer saw it.")
 
 
@@ -230,8 +249,8 @@ class RunPatch(BaseModel):
     status: RunStatus | None = None
     stage: str | None = Field(default=None, max_length=200)
     branch: str | None = Field(default=None, max_length=200)
-    output: Any = None
-    client_state: dict[str, Any] | None = None
+    output: Output = None
+    client_state: ClientState = None
     error_message: str | None = Field(default=None, max_length=MAX_MESSAGE_CHARS)
 
 
@@ -321,7 +340,7 @@ class CallbackConfig(BaseModel):
     headers: dict[str, str] | None = Field(
         default=None, description="Sent with the POST; stored encrypted, like keys."
     )
-    metadata: dict[str, Any] | None = Field(default=None, description="Echoed back.")
+    metadata: Metadata | None = Field(default=None, description="Echoed back.")
     secret: SecretStr | None = Field(
         default=None,
         description="HMAC key of the X-Loopline-Signature header; default: this deployment's "
@@ -367,7 +386,7 @@ class TaskDefinition(BaseModel):
     validation: list[ExpectedToolCall] | None = None
     rubric: str | None = Field(default=None, max_length=MAX_MESSAGE_CHARS)
     tags: list[str] = Field(default_factory=list, max_length=50)
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: Metadata = Field(default_factory=dict)
 
     @field_validator("slug")
     @classmethod
@@ -446,7 +465,7 @@ class BatchRequest(BaseModel):
     callback: CallbackConfig | None = Field(
         default=None, description="Sent for every rollout when it ends."
     )
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: Metadata = Field(default_factory=dict)
     source: str = Field(
         default=BATCH_SOURCE_API,
         pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$",

@@ -32,6 +32,7 @@ from loopline.models import (
     MAX_STEPS_LIMIT,
     ArtifactBatch,
     ArtifactInfo,
+    ClientState,
     ClientTool,
     ConnectionToken,
     EventFilter,
@@ -39,6 +40,7 @@ from loopline.models import (
     EventView,
     LogEntry,
     ModelConfig,
+    Output,
     Provider,
     RelayAck,
     RunPatch,
@@ -100,15 +102,15 @@ class CreateTaskRun(BaseModel):
     max_steps: int = Field(default=100, ge=1, le=MAX_STEPS_LIMIT)
     branch: str | None = Field(default=None, max_length=200)
     stage: str | None = Field(default=None, max_length=200)
-    state: dict[str, Any] | None = None
+    state: ClientState = None
 
 
 class UpdateTaskRun(BaseModel):
     status: RunStatus | None = None
     branch: str | None = Field(default=None, max_length=200)
     stage: str | None = Field(default=None, max_length=200)
-    output: Any = None
-    state: dict[str, Any] | None = None
+    output: Output = None
+    state: ClientState = None
     error_message: str | None = Field(default=None, max_length=MAX_MESSAGE_CHARS)
 
 
@@ -117,7 +119,7 @@ class AppendLog(BaseModel):
 
 
 class SetOutput(BaseModel):
-    output: Any
+    output: Output
 
 
 class PresignArtifact(BaseModel):
