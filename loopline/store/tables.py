@@ -12,13 +12,12 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
-    String,
     Table,
-    Text,
     UniqueConstraint,
 )
 
 from loopline.models import DEFAULT_PROJECT
+from loopline.store.columns import NulSafeString, NulSafeText
 
 metadata = MetaData()
 
@@ -36,19 +35,19 @@ USAGE_COLUMNS = (
 runs = Table(
     "runs",
     metadata,
-    Column("run_id", String(64), primary_key=True),
-    Column("identity_hash", String(64), nullable=False),
-    Column("environment", String(200), nullable=False, index=True),
-    Column("scenario", String(200), nullable=False, index=True),
-    Column("model", String(200), nullable=False),
+    Column("run_id", NulSafeString(64), primary_key=True),
+    Column("identity_hash", NulSafeString(64), nullable=False),
+    Column("environment", NulSafeString(200), nullable=False, index=True),
+    Column("scenario", NulSafeString(200), nullable=False, index=True),
+    Column("model", NulSafeString(200), nullable=False),
     Column("spec", JSON, nullable=False),
-    Column("status", String(20), nullable=False, index=True),
+    Column("status", NulSafeString(20), nullable=False, index=True),
     Column("steps", Integer, nullable=False, default=0),
-    Column("stop_reason", String(20)),
+    Column("stop_reason", NulSafeString(20)),
     Column("reward", Float),
     Column("reward_details", JSON),
-    Column("answer", Text),
-    Column("error", Text),
+    Column("answer", NulSafeText),
+    Column("error", NulSafeText),
     Column("model_calls", Integer, nullable=False, default=0),
     Column("prompt_tokens", Integer, nullable=False, default=0),
     Column("completion_tokens", Integer, nullable=False, default=0),
@@ -61,32 +60,36 @@ runs = Table(
     Column("ended_at", DateTime(timezone=True)),
     Column("pending_tool_calls", JSON),
     # Set by the caller (PATCH, set_output), never by the workflow.
-    Column("stage", String(200)),
-    Column("branch", String(200)),
+    Column("stage", NulSafeString(200)),
+    Column("branch", NulSafeString(200)),
     Column("output", JSON),
     Column("client_state", JSON),
-    Column("error_message", Text),
+    Column("error_message", NulSafeText),
     # What the workflow is started with (no secrets): a batch starts its runs from it.
     Column("run_input", JSON),
     Column("success", Boolean),
     Column("evaluations", JSON),
     Column("callback", JSON),
-    Column("batch_id", String(64), index=True),
+    Column("batch_id", NulSafeString(64), index=True),
     Column("batch_index", Integer),
-    Column("task", String(128)),
-    Column("project", String(64), nullable=False, server_default=DEFAULT_PROJECT, index=True),
+    Column("task", NulSafeString(128)),
+    Column(
+        "project", NulSafeString(64), nullable=False, server_default=DEFAULT_PROJECT, index=True
+    ),
     # Which row this is of those that have had its id (a deleted run's id may come again).
-    Column("incarnation", String(32)),
+    Column("incarnation", NulSafeString(32)),
     Index("ix_runs_status_created", "status", "created_at"),
 )
 
 events = Table(
     "events",
     metadata,
-    Column("run_id", String(64), ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "run_id", NulSafeString(64), ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True
+    ),
     Column("seq", Integer, primary_key=True),
-    Column("key", String(200), nullable=False),
-    Column("type", String(20), nullable=False),
+    Column("key", NulSafeString(200), nullable=False),
+    Column("type", NulSafeString(20), nullable=False),
     Column("data", JSON, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("run_id", "key", name="uq_events_run_key"),
@@ -96,26 +99,32 @@ events = Table(
 run_secrets = Table(
     "run_secrets",
     metadata,
-    Column("run_id", String(64), ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
-    Column("sealed", Text, nullable=False),
+    Column(
+        "run_id", NulSafeString(64), ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("sealed", NulSafeText, nullable=False),
 )
 
 artifacts = Table(
     "artifacts",
     metadata,
-    Column("run_id", String(64), ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
-    Column("name", String(1000), primary_key=True),
-    Column("storage_path", String(1200), nullable=False),
+    Column(
+        "run_id", NulSafeString(64), ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("name", NulSafeString(1000), primary_key=True),
+    Column("storage_path", NulSafeString(1200), nullable=False),
     Column("size", Integer, nullable=False),
-    Column("sha256", String(64), nullable=False),
-    Column("content_type", String(200), nullable=False),
+    Column("sha256", NulSafeString(64), nullable=False),
+    Column("content_type", NulSafeString(200), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
 env_states = Table(
     "env_states",
     metadata,
-    Column("run_id", String(64), ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "run_id", NulSafeString(64), ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True
+    ),
     Column("state", JSON),
 )
 
@@ -124,20 +133,22 @@ env_states = Table(
 callback_secrets = Table(
     "callback_secrets",
     metadata,
-    Column("run_id", String(64), ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
-    Column("sealed", Text, nullable=False),
+    Column(
+        "run_id", NulSafeString(64), ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("sealed", NulSafeText, nullable=False),
 )
 
 tasksets = Table(
     "tasksets",
     metadata,
-    Column("taskset_id", String(64), primary_key=True),
-    Column("name", String(128), nullable=False),
-    Column("description", Text),
+    Column("taskset_id", NulSafeString(64), primary_key=True),
+    Column("name", NulSafeString(128), nullable=False),
+    Column("description", NulSafeText),
     Column("version", Integer, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
-    Column("project", String(64), nullable=False, server_default=DEFAULT_PROJECT),
+    Column("project", NulSafeString(64), nullable=False, server_default=DEFAULT_PROJECT),
     UniqueConstraint("project", "name", name="uq_tasksets_project_name"),
 )
 
@@ -146,11 +157,11 @@ tasks = Table(
     metadata,
     Column(
         "taskset_id",
-        String(64),
+        NulSafeString(64),
         ForeignKey("tasksets.taskset_id", ondelete="CASCADE"),
         primary_key=True,
     ),
-    Column("slug", String(128), primary_key=True),
+    Column("slug", NulSafeString(128), primary_key=True),
     Column("position", Integer, nullable=False),
     Column("definition", JSON, nullable=False),
     Column("version", Integer, nullable=False),
@@ -161,13 +172,13 @@ tasks = Table(
 batches = Table(
     "batches",
     metadata,
-    Column("batch_id", String(64), primary_key=True),
-    Column("kind", String(10), nullable=False),
-    Column("identity_hash", String(64)),
-    Column("name", String(200)),
-    Column("status", String(20), nullable=False, index=True),
-    Column("taskset_id", String(64), index=True),
-    Column("model", String(200)),
+    Column("batch_id", NulSafeString(64), primary_key=True),
+    Column("kind", NulSafeString(10), nullable=False),
+    Column("identity_hash", NulSafeString(64)),
+    Column("name", NulSafeString(200)),
+    Column("status", NulSafeString(20), nullable=False, index=True),
+    Column("taskset_id", NulSafeString(64), index=True),
+    Column("model", NulSafeString(200)),
     Column("rollout_count", Integer, nullable=False),
     Column("max_parallel", Integer),
     Column("total", Integer, nullable=False),
@@ -175,20 +186,22 @@ batches = Table(
     Column("metadata", JSON, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, index=True),
     Column("ended_at", DateTime(timezone=True)),
-    Column("project", String(64), nullable=False, server_default=DEFAULT_PROJECT, index=True),
+    Column(
+        "project", NulSafeString(64), nullable=False, server_default=DEFAULT_PROJECT, index=True
+    ),
     # Which API started it: "api", or a dialect ("rl-gym", ...); the rl-gym listing filters on it.
-    Column("source", String(40), nullable=False, server_default="api", index=True),
-    Column("incarnation", String(32)),
+    Column("source", NulSafeString(40), nullable=False, server_default="api", index=True),
+    Column("incarnation", NulSafeString(32)),
 )
 
 # API keys: only a SHA-256 of the secret part is kept; the key itself is shown once.
 api_keys = Table(
     "api_keys",
     metadata,
-    Column("key_id", String(32), primary_key=True),
-    Column("secret_hash", String(64), nullable=False),
-    Column("name", String(200), nullable=False),
-    Column("project", String(64), nullable=False, index=True),
+    Column("key_id", NulSafeString(32), primary_key=True),
+    Column("secret_hash", NulSafeString(64), nullable=False),
+    Column("name", NulSafeString(200), nullable=False),
+    Column("project", NulSafeString(64), nullable=False, index=True),
     Column("scopes", JSON, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True)),
@@ -198,10 +211,10 @@ api_keys = Table(
 agent_versions = Table(
     "agent_versions",
     metadata,
-    Column("version_id", String(64), primary_key=True),
-    Column("agent_id", String(64), nullable=False, index=True),
-    Column("project", String(64), nullable=False),
-    Column("path", String(500), nullable=False),
+    Column("version_id", NulSafeString(64), primary_key=True),
+    Column("agent_id", NulSafeString(64), nullable=False, index=True),
+    Column("project", NulSafeString(64), nullable=False),
+    Column("path", NulSafeString(500), nullable=False),
     Column("config", JSON, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
@@ -210,8 +223,8 @@ agent_versions = Table(
 agent_deployments = Table(
     "agent_deployments",
     metadata,
-    Column("agent_id", String(64), primary_key=True),
-    Column("environment", String(200), primary_key=True),
-    Column("version_id", String(64), nullable=False),
+    Column("agent_id", NulSafeString(64), primary_key=True),
+    Column("environment", NulSafeString(200), primary_key=True),
+    Column("version_id", NulSafeString(64), nullable=False),
     Column("deployed_at", DateTime(timezone=True), nullable=False),
 )

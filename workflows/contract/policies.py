@@ -20,6 +20,12 @@ class ActivityPolicy:
     # Local activities run in the workflow's own worker, without a round trip to the server.
     local: bool = False
 
+    def __post_init__(self) -> None:
+        # Temporal reads 0 attempts as "retry forever": a fault no retry mends would leave
+        # the run running for good instead of failing it with the error.
+        if self.retry.maximum_attempts < 1:
+            raise ValueError("an activity policy needs a bounded number of attempts")
+
 
 def _backoff(attempts: int, longest: timedelta = timedelta(seconds=30)) -> RetryPolicy:
     return RetryPolicy(

@@ -16,6 +16,7 @@ from sqlalchemy.exc import OperationalError
 
 from loopline.models import EventFilter, EventType, RunSpec, Usage
 from loopline.store import TraceStore, open_stores
+from loopline.store.columns import decode_nul, encode_nul
 from loopline.store.rows import NewRun
 
 SPEC = RunSpec(environment="e", scenario="s", args={}, model="scripted", max_steps=5)
@@ -88,3 +89,27 @@ async def test_concurrent_appends_get_gapless_unique_seqs(store: TraceStore) -> 
 async def test_create_run_reports_the_existing_identity(store: TraceStore) -> None:
     assert await store.create_run(NewRun("r1", "other", SPEC)) == "hash"
     assert (await store.run_spec("r1")).environment == "e"
+
+
+async def test_text_with_nul_bytes_round_trips(store: TraceStore) -> None:
+    """PostgreSQL refuses NUL in text columns; a model may still reply with one."""
+    answer = "before\x00after \ue000 and \ue0000"
+    await store.record(
+        "r1",
+        "reply",
+        EventType.message,
+        {"content": answer},
+        run_fields={"answer": answer, "error": "\x00"},
+    )
+    await store.patch_run("r1", {"stage": "a\x00b", "error_message": "\ue000"}, "p", {})
+    run = await store.get_run("r1")
+    assert (run.answer, run.error) == (answer, "\x00")
+    assert (run.stage, run.error_message) == ("a\x00b", "\ue000")
+    assert (await store.events("r1"))[0].data == {"content": answer}
+
+
+@pytest.mark.parametrize("text", ["", "plain", "\x00", "\ue000", "\ue000\ue000", "\ue0000\x00"])
+def test_nul_escaping_is_reversible(text: str) -> None:
+    stored = encode_nul(text)
+    assert "\x00" not in stored
+    assert decode_nul(stored) == text
