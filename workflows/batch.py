@@ -128,6 +128,7 @@ class BatchWorkflow:
                 search_attributes=initial_search_attributes(run),
                 static_summary=f"{run.environment}/{run.scenario} · {run.model}",
                 parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
+                task_timeout=policies.WORKFLOW_TASK_TIMEOUT,
             )
             self._active[run.run_id] = handle
             if self._cancel is not None:

@@ -29,6 +29,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.services.errors import Conflict, Invalid, Unavailable
 from loopline.temporal import ui_link
+from workflows.contract import policies
 from workflows.contract.names import (
     BATCH_WORKFLOW,
     INCARNATION_MEMO,
@@ -128,6 +129,7 @@ class Workflows:
                 memo={INCARNATION_MEMO: start.incarnation},
                 search_attributes=start.search_attributes,
                 static_summary=start.summary,
+                task_timeout=policies.WORKFLOW_TASK_TIMEOUT,
             )
         except WorkflowAlreadyStartedError:
             if await self.find(start.workflow_id, start.incarnation) is not Found.running:
@@ -152,6 +154,7 @@ class Workflows:
                 task_queue=self._task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 static_summary=summary,
+                task_timeout=policies.WORKFLOW_TASK_TIMEOUT,
             )
         except WorkflowAlreadyStartedError:
             return

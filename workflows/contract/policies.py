@@ -36,6 +36,12 @@ def _backoff(attempts: int, longest: timedelta = timedelta(seconds=30)) -> Retry
     )
 
 
+# A local activity keeps its workflow task open; the worker extends the task at 80 % of this
+# timeout. At the default 10 s, environment code that runs longer than 5 s (a CPU-heavy tool
+# on a busy worker) holds tasks for 8 s, past the 5 s the SDK warns at (TMPRL1104), and a
+# stalled worker's task is lost only after 10 s. At 5 s tasks are extended every 4 s.
+WORKFLOW_TASK_TIMEOUT = timedelta(seconds=5)
+
 # Regular activities heartbeat (activities/heartbeats.py): a killed worker's activity is
 # retried elsewhere after this long, not after its whole timeout.
 HEARTBEAT_TIMEOUT = timedelta(seconds=15)
