@@ -18,6 +18,9 @@ from loopline.store import open_stores
 from loopline.temporal import ensure_search_attributes
 from workers.worker import WorkerParts, build_workers
 
+# How long the API lets requests in flight finish once stopping; event streams never would.
+API_GRACE_SECONDS = 5
+
 
 class ApiServer(uvicorn.Server):
     """uvicorn without its own signal handling: the process stops its parts in order."""
@@ -29,7 +32,12 @@ class ApiServer(uvicorn.Server):
 
 def api_server(settings: Settings, host: str, port: int, client: Client) -> ApiServer:
     config = uvicorn.Config(
-        create_app(settings, client), host=host, port=port, log_level="warning", lifespan="on"
+        create_app(settings, client),
+        host=host,
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        timeout_graceful_shutdown=API_GRACE_SECONDS,
     )
     return ApiServer(config)
 

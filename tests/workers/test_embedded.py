@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import socket
@@ -15,7 +16,9 @@ import httpx
 from tests.harness import free_port
 
 
-def start_up(data_dir: Path, ports: dict[str, int], *extra: str) -> subprocess.Popen[str]:
+def start_up(
+    data_dir: Path, ports: dict[str, int], *extra: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [
             sys.executable,
@@ -35,6 +38,7 @@ def start_up(data_dir: Path, ports: dict[str, int], *extra: str) -> subprocess.P
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        env={**os.environ, **(env or {})},
     )
 
 

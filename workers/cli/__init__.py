@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 import sys
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from workers.cli.batch import (
 )
 from workers.cli.demo import run_demo
 from workers.cli.keys import KeysCommandError, add_keys_parser, run_keys_command
+from workers.cli.shutdown import stop_on_signals
 from workers.cli.up import EmbeddedOptions, PortInUseError, run_embedded
 from workers.serve import api_server, run_worker_until, serve_api_until
 
@@ -63,14 +63,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _stop_on_signals() -> asyncio.Event:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    return stop
-
-
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "demo":
         return 0 if await run_demo(args.api_url, args.api_key) else 1
@@ -83,7 +75,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     # Only the long-running commands: `keys` or `demo` beside a server must not take its port.
     install_metrics(settings.metrics_address)
-    stop = _stop_on_signals()
+    stop = stop_on_signals()
     plugins = tracing_plugins(settings.otel_endpoint, f"loopline-{args.command}")
     if args.command == "worker":
         await run_worker_until(settings, stop, await connect(settings, plugins))
