@@ -8,15 +8,15 @@ from typing import Any
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 
 from api.http.errors import error_response, validation_problems
+from api.http.routing import DocumentedRoute
 from api.services.errors import Conflict, Invalid
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
 
-class BadRequestRoute(APIRoute):
+class BadRequestRoute(DocumentedRoute):
     """For seeds that answer invalid input with 400 (not FastAPI's 422) and a refused
     state change with 400 too; the body keeps Loopline's `detail` shape."""
 

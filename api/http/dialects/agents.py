@@ -19,6 +19,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from api.http.deps import Svc, Who
+from api.http.routing import DocumentedRoute
 from api.http.sse import data_frame, sse_response
 from api.services import Services
 from api.services.access import Caller
@@ -34,7 +35,7 @@ from loopline.models import (
     StopReason,
 )
 
-router = APIRouter(prefix="/agents-api", tags=["dialect: agents-api"])
+router = APIRouter(prefix="/agents-api", tags=["dialect: agents-api"], route_class=DocumentedRoute)
 
 FINISH_REASONS = {StopReason.answered: "stop", StopReason.max_steps: "max_iterations"}
 # The call's own fields that are kept with its run and come back in its log.

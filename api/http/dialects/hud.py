@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from api.http.deps import Svc, Who
+from api.http.routing import DocumentedRoute
 from api.services.errors import Invalid
 from api.services.model_names import qualified_model
 from loopline.models import (
@@ -31,9 +32,9 @@ from loopline.models import (
 )
 
 PREFIX = "/hud"
-router = APIRouter(prefix=PREFIX, tags=["dialect: hud"])
+router = APIRouter(prefix=PREFIX, tags=["dialect: hud"], route_class=DocumentedRoute)
 # The scenario-as-an-endpoint guide calls the same endpoint under /v1.
-versioned = APIRouter(prefix=f"{PREFIX}/v1", tags=["dialect: hud"])
+versioned = APIRouter(prefix=f"{PREFIX}/v1", tags=["dialect: hud"], route_class=DocumentedRoute)
 
 # hud's trace statuses: a run waiting for its caller is still running.
 STATUS = {

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from api.http.deps import Offset, Svc, Who
+from api.http.routing import DocumentedRoute
 from api.services.batches import BatchListing
 from api.services.errors import Conflict, Invalid
 from loopline.models import (
@@ -26,7 +27,7 @@ from loopline.models import (
     TaskOverride,
 )
 
-router = APIRouter(prefix="/rl-gym", tags=["dialect: rl-gym"])
+router = APIRouter(prefix="/rl-gym", tags=["dialect: rl-gym"], route_class=DocumentedRoute)
 
 SOURCE = "rl-gym"
 SOURCES = ("rl-gym", "task-editor", "datadog-synthetics", "all")

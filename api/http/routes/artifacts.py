@@ -8,6 +8,7 @@ from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import FileResponse
 
 from api.http.deps import Svc, Who
+from api.http.routing import DocumentedRoute
 from loopline.models import (
     ARTIFACT_NAME_MAX_CHARS,
     ARTIFACT_NAME_PATTERN,
@@ -17,7 +18,7 @@ from loopline.models import (
     SignedURL,
 )
 
-router = APIRouter(tags=["artifacts"])
+router = APIRouter(tags=["artifacts"], route_class=DocumentedRoute)
 ArtifactName = Annotated[
     str,
     Path(

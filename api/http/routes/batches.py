@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query, Response, status
 
 from api.http.deps import Offset, Svc, Who
+from api.http.routing import DocumentedRoute
 from api.services.batches import BatchListing
 from loopline.models import (
     BatchCancelResult,
@@ -20,7 +21,7 @@ from loopline.models import (
     RunPage,
 )
 
-router = APIRouter(prefix="/v1/batches", tags=["batches"])
+router = APIRouter(prefix="/v1/batches", tags=["batches"], route_class=DocumentedRoute)
 
 
 @router.post(

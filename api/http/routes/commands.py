@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
 from api.http.deps import Svc, Who
+from api.http.routing import DocumentedRoute
 from api.services import Services
 from api.services.access import Caller
 from api.services.commands import UnknownCommand
@@ -24,7 +25,7 @@ from loopline.models import (
     UserMessageRequest,
 )
 
-router = APIRouter(prefix="/v1/runs", tags=["commands"])
+router = APIRouter(prefix="/v1/runs", tags=["commands"], route_class=DocumentedRoute)
 
 
 @router.post("/{run_id}/messages")

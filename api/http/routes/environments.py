@@ -5,9 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.http.deps import Svc, Who
+from api.http.routing import DocumentedRoute
 from loopline.models import EnvironmentInfo
 
-router = APIRouter(prefix="/v1/environments", tags=["environments"])
+router = APIRouter(prefix="/v1/environments", tags=["environments"], route_class=DocumentedRoute)
 
 
 @router.get("")

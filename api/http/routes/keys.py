@@ -5,9 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from api.http.deps import Svc, Who
+from api.http.routing import DocumentedRoute
 from loopline.models import ApiKeyRequest, ApiKeyView, NewApiKey
 
-router = APIRouter(prefix="/v1/keys", tags=["keys"])
+router = APIRouter(prefix="/v1/keys", tags=["keys"], route_class=DocumentedRoute)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Body, Header, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
 from api.http.deps import AfterSeq, Offset, StreamWho, Svc, Who
+from api.http.routing import DocumentedRoute
 from api.http.sse import TYPES_HELP, event_types, native_frames, resume_point, sse_response
 from api.services.runs import RunListing
 from loopline.models import (
@@ -24,7 +25,7 @@ from loopline.models import (
     RunView,
 )
 
-router = APIRouter(prefix="/v1/runs", tags=["runs"])
+router = APIRouter(prefix="/v1/runs", tags=["runs"], route_class=DocumentedRoute)
 
 
 @router.post(

@@ -7,9 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from api.http.deps import Offset, Svc, Who
+from api.http.routing import DocumentedRoute
 from loopline.models import TasksetPage, TasksetUpload, TasksetUploadResult, TasksetView
 
-router = APIRouter(prefix="/v1/tasksets", tags=["tasksets"])
+router = APIRouter(prefix="/v1/tasksets", tags=["tasksets"], route_class=DocumentedRoute)
 
 
 @router.post("/upload")
