@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any, TypeVar
 
+from temporalio import activity
+
 from activities.errors import permanent
 from loopline.environment import Environment
 from loopline.environment.registry import Registry
@@ -28,10 +30,10 @@ class StoreActivities:
 
     async def spec(self, run_id: str) -> RunSpec:
         """The run's spec; it never changes once written, so each worker reads it once."""
-        spec = self._specs.get(run_id)
+        spec = self._specs.get(_execution(run_id))
         if spec is None:
             spec = await self.store.run_spec(run_id)
-            _remember(self._specs, run_id, spec)
+            _remember(self._specs, _execution(run_id), spec)
         return spec
 
     def environment(self, spec: RunSpec) -> Environment:
@@ -65,13 +67,13 @@ class StoreActivities:
 
     async def remote_tools(self, run_id: str) -> list[ToolInfo]:
         """The remote tools offered to the run's model, as listed at setup."""
-        tools = self._remote_tools.get(run_id)
+        tools = self._remote_tools.get(_execution(run_id))
         if tools is None:
             event = await self.store.event_by_key(run_id, REMOTE_TOOLS_KEY)
             if event is None:
                 raise permanent(f"run {run_id} has no tools listed at setup", "NoRemoteTools")
             tools = [ToolInfo.model_validate(tool) for tool in event.data["tools"]]
-            _remember(self._remote_tools, run_id, tools)
+            _remember(self._remote_tools, _execution(run_id), tools)
         return tools
 
     async def lifecycle_meta(self, run_id: str, event_key: str) -> CallMeta:
@@ -87,8 +89,16 @@ def remote_call_meta(run_id: str, idempotency_key: str, state: dict[str, Any] | 
     return CallMeta(run_id=run_id, idempotency_key=idempotency_key, session=session)
 
 
-def _remember(cache: OrderedDict[str, CachedT], run_id: str, value: CachedT) -> None:
+def _execution(run_id: str) -> str:
+    """What the caches are keyed by: the id of a deleted run may be taken by a new run, with
+    a spec of its own, in a new workflow execution."""
+    if activity.in_activity():
+        return f"{run_id}/{activity.info().workflow_run_id}"
+    return run_id
+
+
+def _remember(cache: OrderedDict[str, CachedT], key: str, value: CachedT) -> None:
     """Keep `value` for the run; the oldest run is forgotten beyond SPEC_CACHE_SIZE."""
-    cache[run_id] = value
+    cache[key] = value
     if len(cache) > SPEC_CACHE_SIZE:
         cache.popitem(last=False)
