@@ -33,7 +33,7 @@ async def test_no_generated_request_gets_a_server_error(
         f"--max-examples={EXAMPLES_PER_OPERATION}",
         f"--seed={SEED}",
         "--request-timeout=20",
-        "--workers=2",
+        "--workers=1",
         "--generation-database=none",
     ]
     try:
