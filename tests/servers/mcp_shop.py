@@ -120,6 +120,13 @@ async def stats(request: Request) -> JSONResponse:
     )
 
 
+@server.custom_route("/forget", methods=["POST"])  # type: ignore[untyped-decorator]  # the SDK leaves it untyped
+async def forget(request: Request) -> JSONResponse:
+    """Drop every cart, as a server that restarted without its state would."""
+    carts.clear()
+    return JSONResponse({"forgotten": True})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int)

@@ -50,6 +50,11 @@ class ShopServer:
             self.process.kill()
             self.process.wait()
 
+    async def forget_sessions(self) -> None:
+        async with httpx.AsyncClient() as http:
+            response = await http.post(f"http://127.0.0.1:{self.port}/forget")
+            response.raise_for_status()
+
     async def stats(self) -> dict[str, Any]:
         async with httpx.AsyncClient() as http:
             response = await http.get(f"http://127.0.0.1:{self.port}/stats")

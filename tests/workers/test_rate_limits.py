@@ -10,7 +10,7 @@ from pathlib import Path
 from tests.harness import Stack, model_body, wait_for_run
 from tests.upstream import Reply, Upstream
 
-RUNS = 8
+RUNS = 10
 CALLS_PER_SECOND = 2
 
 
@@ -49,9 +49,10 @@ async def test_model_calls_of_many_runs_on_two_workers_keep_the_provider_limit(
     arrivals = sorted(request.at for request in upstream.requests[model["model"]])
     assert len(arrivals) == RUNS
     shown = " ".join(f"{t - arrivals[0]:.2f}" for t in arrivals)
-    # Unlimited, the 8 calls arrive within a fraction of a second. Limited, the server's
-    # limiter lets a short burst through, then one call every 1/rate seconds.
-    burst = CALLS_PER_SECOND + 1
+    # Unlimited, the calls arrive within a fraction of a second. Limited, the Temporal
+    # server's limiter lets a short burst through (one to two seconds' worth, depending on
+    # how the task queue's partitions share the limit), then one call every 1/rate seconds.
+    burst = 2 * CALLS_PER_SECOND
     after_burst = arrivals[burst - 1 :]
     mean_gap = (after_burst[-1] - after_burst[0]) / (len(after_burst) - 1)
     assert mean_gap >= 0.8 / CALLS_PER_SECOND, shown

@@ -235,8 +235,7 @@ async def test_a_server_that_lost_the_session_fails_the_run_instead_of_a_wrong_r
     run_id = started.json()["run_id"]
     while not keys_of((await doomed_shop.stats())["applied"], run_id):
         await _pause()
-    doomed_shop.stop()
-    await doomed_shop.start()
+    await doomed_shop.forget_sessions()
     run = await wait_for_run(api, run_id, within=60)
 
     assert run["status"] == "failed"
