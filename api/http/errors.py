@@ -50,6 +50,8 @@ ERROR_DESCRIPTIONS = {
     422: "A field is invalid; detail[0].loc points at it",
     503: "Temporal cannot be reached just now",
 }
+# The reconciler retries what was stored every 2 s; a client may try again as soon.
+RETRY_AFTER_SECONDS = "5"
 
 
 def status_of(error: Exception) -> int:
@@ -72,7 +74,11 @@ def error_body(error: Exception) -> dict[str, Any]:
 
 
 def error_response(error: Exception, status: int | None = None) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthenticated) else None
+    headers: dict[str, str] | None = None
+    if isinstance(error, Unauthenticated):
+        headers = {"WWW-Authenticate": "Bearer"}
+    elif isinstance(error, Unavailable):
+        headers = {"Retry-After": RETRY_AFTER_SECONDS}
     return JSONResponse(error_body(error), status_code=status or status_of(error), headers=headers)
 
 

@@ -20,6 +20,10 @@ from workflows.contract.payloads import TokenDelta
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 TYPES_HELP = f"Comma-separated event types: {', '.join(t.value for t in EventType)}"
+_ONE_TYPE = rf"\s*({'|'.join(t.value for t in EventType)})?\s*"
+# Documents the list for clients and fuzzers; parse_event_types checks it and names the
+# unknown types, which a pattern mismatch would not.
+TYPES_SCHEMA = {"pattern": rf"^{_ONE_TYPE}(,{_ONE_TYPE})*$"}
 
 
 def sse_response(frames: AsyncIterator[str]) -> StreamingResponse:

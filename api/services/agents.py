@@ -36,6 +36,7 @@ from loopline.models import (
     RunView,
     Scope,
     ToolResult,
+    ToolResultMessage,
     parse_model,
 )
 from loopline.store import AgentStore, TraceStore
@@ -100,6 +101,7 @@ class AgentService:
     async def save_version(self, caller: Caller, path: str, config: dict[str, Any]) -> AgentVersion:
         """The version of `config` at `path`; the same config is the same version."""
         project = self.access.project(caller, Scope.task_write)
+        _model(AgentKernel.model_validate(config), ["body", "model"])
         return await self.agents.save(project, path, config)
 
     async def deploy(
@@ -119,17 +121,10 @@ class AgentService:
         view, _ = await self.runs.start_run(caller, _run_request(call, kernel, version))
         return view.run_id
 
-    async def resume(self, caller: Caller, log_id: str, messages: list[ChatMessage]) -> int:
+    async def resume(self, caller: Caller, log_id: str, messages: list[ToolResultMessage]) -> int:
         """Hand in the results of the tool calls of the agent's last message; returns the seq
         of the run's last event once they are recorded (where its next turn starts)."""
-        results = []
-        for index, message in enumerate(messages):
-            if message.role != "tool" or not message.tool_call_id:
-                raise Invalid(
-                    ["body", "messages", index],
-                    "continue takes tool messages only: {role: 'tool', tool_call_id, content}",
-                )
-            results.append(ToolResult(call_id=message.tool_call_id, content=message.content or ""))
+        results = [ToolResult(call_id=m.tool_call_id, content=m.content or "") for m in messages]
         await self.commands.continue_run(caller, log_id, ContinueRequest(tool_results=results))
         progress = await self.store.progress([log_id])
         return progress[log_id].last_seq if log_id in progress else 0
@@ -186,6 +181,7 @@ class AgentService:
             path = (await self.agents.current(ref.agent_id, project, None)).path
         if path is None:
             raise Invalid(["body", "path"], "an agent given inline needs its path")
+        _model(kernel, ["body", "agent", "model"])
         return await self.agents.save(project, path, kernel.model_dump(exclude_none=True))
 
 
@@ -219,7 +215,7 @@ def _run_request(call: AgentCall, kernel: AgentKernel, version: AgentVersion) ->
         environment=CHAT_ENVIRONMENT,
         scenario=CHAT_SCENARIO,
         args={"prompt": transcript(conversation)},
-        model=_model(kernel, system),
+        model=_run_model(kernel, system),
         provider_api_keys=call.provider_api_keys,
         client_tools=[
             ClientTool(
@@ -234,14 +230,19 @@ def _run_request(call: AgentCall, kernel: AgentKernel, version: AgentVersion) ->
     )
 
 
-def _model(kernel: AgentKernel, system: str) -> ModelConfig:
+def _model(kernel: AgentKernel, loc: list[str | int]) -> ModelConfig:
+    """The agent's model, provider-qualified; an Invalid at `loc` if it cannot be."""
     name = kernel.model
     if "/" not in name and kernel.provider:
         name = f"{kernel.provider}/{name}"
     try:
-        config = parse_model(qualified_model(name, ["body", "agent", "model"]))
+        return parse_model(qualified_model(name, loc))
     except ValueError as error:
-        raise Invalid(["body", "agent", "model"], str(error)) from None
+        raise Invalid(loc, str(error)) from None
+
+
+def _run_model(kernel: AgentKernel, system: str) -> ModelConfig:
+    config = _model(kernel, ["body", "agent", "model"])
     changes: dict[str, Any] = {"system_prompt": system or None}
     if kernel.temperature is not None:
         changes["temperature"] = kernel.temperature

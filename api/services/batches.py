@@ -215,7 +215,7 @@ class BatchService:
                 f"task_overrides names tasks this batch does not run: {', '.join(unknown)}",
             )
         if not tasks:
-            raise Invalid(["body", "taskset"], "the taskset has no tasks to run")
+            raise Conflict(f"taskset {request.taskset!r} has no tasks yet; upload some first")
         total = len(tasks) * request.rollout_count
         if total > MAX_ROLLOUTS:
             raise Invalid(

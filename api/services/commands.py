@@ -52,6 +52,14 @@ class UnknownCommand(Invalid):
     """A JSON-RPC method that no run takes."""
 
 
+# The JSON-RPC methods a run takes, with the model of their params.
+COMMAND_PARAMS: dict[str, type[BaseModel]] = {
+    "user_message": UserMessageRequest,
+    "cancel": CancelRequest,
+    "close": CloseRequest,
+}
+
+
 @dataclass
 class CommandService:
     store: TraceStore

@@ -17,6 +17,19 @@ PROVIDER_PREFIXES: tuple[tuple[str, Provider], ...] = (
 )
 
 
+def _any_case(prefix: str) -> str:
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in prefix)
+
+
+# What `qualified_model` then `parse_model` take, for API documents and their clients (ECMA
+# regex: no inline flags, so the known prefixes are spelled in either case).
+MODEL_NAME_PATTERN = (
+    rf"^({SCRIPTED_MODEL}"
+    rf"|({'|'.join(p.value for p in Provider)})/.+"
+    rf"|({'|'.join(_any_case(prefix) for prefix, _ in PROVIDER_PREFIXES)})[^/]*)$"
+)
+
+
 def qualified_model(name: str, loc: list[str | int] | None = None) -> str:
     """`name` as Loopline's `provider/model`; names that already say their provider pass."""
     if "/" in name or name == SCRIPTED_MODEL:

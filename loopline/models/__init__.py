@@ -9,6 +9,7 @@ from loopline.models.agents import (
     AgentVersion,
     ChatMessage,
     FunctionSchema,
+    ToolResultMessage,
 )
 from loopline.models.config import (
     DEFAULT_PROJECT,
@@ -69,6 +70,7 @@ from loopline.models.http import (
     EvaluationConfig,
     Evaluator,
     ExpectedToolCall,
+    IsoDateTime,
     LogEntry,
     LogLevel,
     Metadata,
@@ -184,6 +186,7 @@ __all__ = [
     "EventView",
     "ExpectedToolCall",
     "FunctionSchema",
+    "IsoDateTime",
     "LogEntry",
     "LogLevel",
     "Message",
@@ -227,6 +230,7 @@ __all__ = [
     "ToolCall",
     "ToolInfo",
     "ToolResult",
+    "ToolResultMessage",
     "Usage",
     "UserMessageRequest",
     "json_at_most",

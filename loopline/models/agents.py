@@ -21,6 +21,16 @@ class ChatMessage(BaseModel):
     name: str | None = None
 
 
+class ToolResultMessage(BaseModel):
+    """The result of one of the agent's tool calls, as the caller hands it back."""
+
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["tool"]
+    tool_call_id: str = Field(min_length=1)
+    content: str | None = None
+
+
 class FunctionSchema(BaseModel):
     name: str = Field(pattern=TOOL_NAME_PATTERN)
     description: str = ""

@@ -8,7 +8,15 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+)
 
 from loopline.models.config import ModelConfig, Provider, Scope
 from loopline.models.conversation import (
@@ -54,6 +62,26 @@ def json_at_most(limit: int) -> AfterValidator:
 Metadata = Annotated[dict[str, Any], json_at_most(MAX_METADATA_BYTES)]
 Output = Annotated[Any, json_at_most(MAX_OUTPUT_BYTES)]
 ClientState = Annotated[dict[str, Any] | None, json_at_most(MAX_OUTPUT_BYTES)]
+
+
+def _iso_8601_only(value: Any) -> Any:
+    # pydantic would also read a number (or a query string's "1700000000") as Unix seconds,
+    # which the API documents nowhere.
+    if isinstance(value, datetime) or (isinstance(value, str) and not _is_number(value)):
+        return value
+    raise ValueError("write the time as ISO 8601, e.g. 2026-01-31T12:00:00Z")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+# A point in time from a client: ISO 8601 text, as the OpenAPI document says.
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_8601_only)]
 
 
 # How long a presigned download link works unless the caller asks otherwise.
@@ -231,7 +259,7 @@ class LogEntry(BaseModel):
     message: str = Field(max_length=MAX_MESSAGE_CHARS)
     source: str | None = Field(default=None, max_length=200)
     data: Metadata = Field(default_factory=dict)
-    timestamp: datetime | None = Field(default=None, description="When the producer saw it.")
+    timestamp: IsoDateTime | None = Field(default=None, description="When the producer saw it.")
 
 
 class AppendLogRequest(BaseModel):
@@ -436,10 +464,13 @@ class BatchRequest(BaseModel):
     name: str | None = Field(default=None, max_length=200)
     taskset: str | None = Field(default=None, description="A taskset id or name.")
     tasks: list[TaskDefinition] | None = Field(
-        default=None, max_length=10_000, description="Inline tasks, instead of a taskset."
+        default=None,
+        min_length=1,
+        max_length=10_000,
+        description="Inline tasks, instead of a taskset.",
     )
     task_slugs: list[str] | None = Field(
-        default=None, description="Run only these tasks of the taskset."
+        default=None, min_length=1, description="Run only these tasks of the taskset."
     )
     rollout_count: int = Field(default=1, ge=1, le=1000, description="Runs per task.")
     max_parallel: int = Field(default=10, ge=1, le=1000, description="Runs at once, at most.")

@@ -30,9 +30,11 @@ from loopline.models import (
     ChatMessage,
     EventType,
     EventView,
+    IsoDateTime,
     Provider,
     RunStatus,
     StopReason,
+    ToolResultMessage,
 )
 
 router = APIRouter(prefix="/agents-api", tags=["dialect: agents-api"], route_class=DocumentedRoute)
@@ -52,8 +54,8 @@ class CallRequest(BaseModel):
     inputs: dict[str, Any] = Field(default_factory=dict)
     source: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
-    start_time: datetime | None = None
-    end_time: datetime | None = None
+    start_time: IsoDateTime | None = None
+    end_time: IsoDateTime | None = None
     log_status: Literal["complete", "incomplete"] | None = None
     source_datapoint_id: str | None = None
     trace_parent_id: str | None = None
@@ -68,7 +70,7 @@ class CallRequest(BaseModel):
 
 class ContinueCall(BaseModel):
     log_id: str = Field(min_length=1)
-    messages: list[ChatMessage] = Field(min_length=1)
+    messages: list[ToolResultMessage] = Field(min_length=1)
     provider_api_keys: dict[Provider, SecretStr] = Field(default_factory=dict)
     stream: bool = False
     include_trace_children: bool = False

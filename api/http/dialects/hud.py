@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from api.http.deps import Svc, Who
 from api.http.routing import DocumentedRoute
 from api.services.errors import Invalid
-from api.services.model_names import qualified_model
+from api.services.model_names import MODEL_NAME_PATTERN, qualified_model
 from loopline.models import (
     MAX_STEPS_LIMIT,
     AgentConfig,
@@ -54,7 +54,12 @@ class AgentRunRequest(BaseModel):
     env_name: str = Field(min_length=1, description="Environment name.")
     scenario_name: str = Field(min_length=1, description="Scenario to run.")
     scenario_args: dict[str, Any] = Field(default_factory=dict)
-    model: str = Field(min_length=1, description="e.g. gpt-4o, claude-sonnet-4-20250514.")
+    model: str = Field(
+        min_length=1,
+        description="e.g. gpt-4o, claude-sonnet-4-20250514, custom/llama-3.",
+        # Documented only: qualified_model's refusal says what to write instead.
+        json_schema_extra={"pattern": MODEL_NAME_PATTERN},
+    )
     max_steps: int = Field(default=100, ge=1, le=MAX_STEPS_LIMIT)
     sync: bool = Field(default=True, description="Wait for the result, up to `timeout`.")
     timeout: int = Field(default=300, ge=30, le=600, description="Seconds to wait when sync.")

@@ -13,7 +13,7 @@ from api.http.deps import Svc, Who
 from api.http.routing import DocumentedRoute
 from api.services import Services
 from api.services.access import Caller
-from api.services.commands import UnknownCommand
+from api.services.commands import COMMAND_PARAMS, UnknownCommand
 from api.services.errors import Conflict, Invalid, Unavailable
 from loopline.models import (
     CancelRequest,
@@ -57,8 +57,25 @@ async def close_run(
     return await svc.commands.close(who, run_id, request or CloseRequest())
 
 
+def _document_methods(schema: dict[str, Any]) -> None:
+    """The methods and the params each takes, in the OpenAPI document. Validation stays
+    with the service, which answers an unknown method or bad params in JSON-RPC's terms."""
+    schema["properties"]["method"]["enum"] = list(COMMAND_PARAMS)
+    schema["oneOf"] = [
+        {
+            "properties": {"method": {"const": name}, "params": params.model_json_schema()},
+            "required": ["method", "params"] if _requires_params(params) else ["method"],
+        }
+        for name, params in COMMAND_PARAMS.items()
+    ]
+
+
+def _requires_params(params: type[BaseModel]) -> bool:
+    return any(field.is_required() for field in params.model_fields.values())
+
+
 class JsonRpcCommand(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_document_methods)
 
     jsonrpc: Literal["2.0"] = "2.0"
     method: str

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query, Request, Response, status
@@ -11,13 +10,21 @@ from fastapi.responses import StreamingResponse
 
 from api.http.deps import AfterSeq, Offset, StreamWho, Svc, Who
 from api.http.routing import DocumentedRoute
-from api.http.sse import TYPES_HELP, event_types, native_frames, resume_point, sse_response
+from api.http.sse import (
+    TYPES_HELP,
+    TYPES_SCHEMA,
+    event_types,
+    native_frames,
+    resume_point,
+    sse_response,
+)
 from api.services.runs import RunListing
 from loopline.models import (
     AppendLogRequest,
     AppendLogResult,
     EventFilter,
     EventView,
+    IsoDateTime,
     RunPage,
     RunPatch,
     RunRequest,
@@ -94,10 +101,15 @@ async def list_events(
     who: StreamWho,
     after: AfterSeq = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    event_types_: Annotated[str | None, Query(alias="event_types", description=TYPES_HELP)] = None,
-    exclude_types: Annotated[str | None, Query(description=TYPES_HELP)] = None,
-    since: Annotated[datetime | None, Query(description="Only events recorded after")] = None,
-    until: Annotated[datetime | None, Query(description="Only events recorded up to")] = None,
+    event_types_: Annotated[
+        str | None,
+        Query(alias="event_types", description=TYPES_HELP, json_schema_extra=TYPES_SCHEMA),
+    ] = None,
+    exclude_types: Annotated[
+        str | None, Query(description=TYPES_HELP, json_schema_extra=TYPES_SCHEMA)
+    ] = None,
+    since: Annotated[IsoDateTime | None, Query(description="Only events recorded after")] = None,
+    until: Annotated[IsoDateTime | None, Query(description="Only events recorded up to")] = None,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> Any:
     """Events in sequence order. With `Accept: text/event-stream`, a live SSE stream that
@@ -134,8 +146,8 @@ async def download_logs(
     run_id: str,
     svc: Svc,
     who: Who,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: IsoDateTime | None = None,
+    until: IsoDateTime | None = None,
 ) -> StreamingResponse:
     """The run's log events as JSON Lines, oldest first."""
     events = await svc.runs.log_events(who, run_id, EventFilter(since=since, until=until))
