@@ -132,6 +132,7 @@ async def test_while_temporal_is_down_reads_work_and_starts_are_refused_with_a_5
         stack.stop()
         await server.shutdown()
     assert refused.status_code == 503, refused.text
+    assert refused.headers["retry-after"] == "5"
     assert "Temporal" in refused.json()["detail"] and "try again" in refused.json()["detail"]
     assert read.status_code == 200 and read.json()["status"] == "completed"
     assert listed.status_code == 200 and before["run_id"] in listed.text
