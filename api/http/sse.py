@@ -37,7 +37,7 @@ async def native_frames(items: AsyncIterator[LiveItem]) -> AsyncIterator[str]:
 
 def frame(item: LiveItem) -> str:
     if isinstance(item, EventView):
-        return f"id: {item.seq}\nevent: {item.type.value}\ndata: {item.model_dump_json()}\n\n"
+        return f"id: {item.seq}\nevent: {item.type.value}\ndata: {item.json_text()}\n\n"
     if isinstance(item, TokenDelta):
         return f"event: delta\ndata: {item.model_dump_json()}\n\n"
     if isinstance(item, StreamEnd):

@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from loopline.models.config import (
     DEFAULT_PROJECT,
@@ -73,6 +73,13 @@ class EventView(BaseModel):
     type: EventType
     created_at: datetime
     data: dict[str, Any]
+    _json: str | None = PrivateAttr(default=None)
+
+    def json_text(self) -> str:
+        """The event as JSON, written once however many live streams send it."""
+        if self._json is None:
+            self._json = self.model_dump_json()
+        return self._json
 
 
 class RunView(BaseModel):
