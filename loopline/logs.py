@@ -78,7 +78,8 @@ def configure_logging(level: str, log_format: LogFormat) -> None:
     handler.addFilter(ScrubbingFilter(HELD))
     logging.basicConfig(level=level, handlers=[handler], force=True)
     # One INFO line per HTTP request the SDKs make: noise, and it names provider URLs.
-    for chatty in ("httpx", "httpx2"):
+    # Alembic names each of its plugins at every start; its migration lines stay.
+    for chatty in ("httpx", "httpx2", "alembic.runtime.plugins"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
     # The JSON carries the SDK's context as fields; keep it out of the message text.
     workflow.logger.workflow_info_on_message = not json_lines
