@@ -42,6 +42,21 @@ async def test_logs_append_once_and_download_as_jsonl(api: httpx.AsyncClient) ->
     assert bad.status_code == 422
 
 
+async def test_times_are_iso_8601_and_never_unix_seconds(api: httpx.AsyncClient) -> None:
+    run_id = await finished_run(api)
+    entry = {"message": "late", "timestamp": "2026-01-31T12:00:00Z"}
+    iso = await api.post(f"/v1/runs/{run_id}/logs", json={"entries": [entry]})
+    seconds = await api.post(
+        f"/v1/runs/{run_id}/logs", json={"entries": [{**entry, "timestamp": 1769860800}]}
+    )
+    query = await api.get(f"/v1/runs/{run_id}/events", params={"until": "1769860800"})
+
+    assert iso.status_code == 200, iso.text
+    for refused in (seconds, query):
+        assert refused.status_code == 422
+        assert "write the time as ISO 8601" in refused.text
+
+
 async def test_patch_fields_and_output(api: httpx.AsyncClient) -> None:
     run_id = await finished_run(api)
     patched = await api.patch(

@@ -181,3 +181,30 @@ async def test_save_false_keeps_no_payloads(
     assert run["status"] == "completed"
     assert run["answer"] is None
     assert "1234" not in json.dumps(run)
+
+
+async def test_an_agent_is_refused_when_saved_with_a_model_without_a_provider(
+    base: str, key: str
+) -> None:
+    async with agents_api(base, key) as http:
+        upserted = await http.post("/agents", json={"path": "vague", "model": "llama-3"})
+        called = await http.post(
+            "/agents/call",
+            json={
+                "path": "vague",
+                "agent": {"model": "llama-3"},
+                "messages": [{"role": "user", "content": "hello"}],
+            },
+        )
+        continued = await http.post(
+            "/agents/continue",
+            json={"log_id": "x", "messages": [{"role": "user", "content": "hello"}]},
+        )
+
+    assert upserted.status_code == 422
+    assert "cannot tell the provider of model 'llama-3'" in upserted.text
+    assert upserted.json()["detail"][0]["loc"] == ["body", "model"]
+    assert called.status_code == 422
+    assert called.json()["detail"][0]["loc"] == ["body", "agent", "model"]
+    assert continued.status_code == 422
+    assert continued.json()["detail"][0]["loc"][:3] == ["body", "messages", 0]
