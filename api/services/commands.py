@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -53,7 +52,8 @@ class UnknownCommand(Invalid):
 
 
 # The JSON-RPC methods a run takes, with the model of their params.
-COMMAND_PARAMS: dict[str, type[BaseModel]] = {
+CommandParams = UserMessageRequest | CancelRequest | CloseRequest
+COMMAND_PARAMS: dict[str, type[CommandParams]] = {
     "user_message": UserMessageRequest,
     "cancel": CancelRequest,
     "close": CloseRequest,
@@ -66,13 +66,6 @@ class CommandService:
     access: Access
     workflows: Workflows
     relay_webhooks: dict[str, str]
-
-    def __post_init__(self) -> None:
-        self._methods: dict[str, Callable[[Caller, str, dict[str, Any]], Awaitable[Any]]] = {
-            "user_message": self._rpc_message,
-            "cancel": self._rpc_cancel,
-            "close": self._rpc_close,
-        }
 
     async def cancel(self, caller: Caller, run_id: str, request: CancelRequest) -> RunView:
         view = await self._live_run(caller, run_id)
@@ -118,11 +111,19 @@ class CommandService:
         self, caller: Caller, run_id: str, method: str, params: dict[str, Any]
     ) -> Any:
         """A command by name (the JSON-RPC `command` of the task-runs API)."""
-        handler = self._methods.get(method)
-        if handler is None:
-            names = ", ".join(self._methods)
+        model = COMMAND_PARAMS.get(method)
+        if model is None:
+            names = ", ".join(COMMAND_PARAMS)
             raise UnknownCommand(["body", "method"], f"unknown method {method!r}; use {names}")
-        return await handler(caller, run_id, params)
+        request = _params(model, params)
+        if isinstance(request, UserMessageRequest):
+            ack = await self.send_message(caller, run_id, request)
+            return ack.model_dump(mode="json")
+        if isinstance(request, CancelRequest):
+            view = await self.cancel(caller, run_id, request)
+        else:
+            view = await self.close(caller, run_id, request)
+        return {"run_id": run_id, "status": view.status.value}
 
     async def relay_message(
         self, caller: Caller, run_id: str, text: str, message_id: str | None
@@ -195,18 +196,6 @@ class CommandService:
         if view.status.is_final:
             raise Conflict(f"run {run_id!r} has already ended ({view.status.value})")
         return view
-
-    async def _rpc_message(self, caller: Caller, run_id: str, params: dict[str, Any]) -> Any:
-        ack = await self.send_message(caller, run_id, _params(UserMessageRequest, params))
-        return ack.model_dump(mode="json")
-
-    async def _rpc_cancel(self, caller: Caller, run_id: str, params: dict[str, Any]) -> Any:
-        view = await self.cancel(caller, run_id, _params(CancelRequest, params))
-        return {"run_id": run_id, "status": view.status.value}
-
-    async def _rpc_close(self, caller: Caller, run_id: str, params: dict[str, Any]) -> Any:
-        view = await self.close(caller, run_id, _params(CloseRequest, params))
-        return {"run_id": run_id, "status": view.status.value}
 
 
 def _params(model: type[ModelT], params: dict[str, Any]) -> ModelT:
