@@ -31,7 +31,9 @@ from tests.harness import (
     answer_step,
     dev_server,
     run_body,
+    session_body,
     sse_events,
+    start_runs,
     tool_step,
     wait_for_run,
 )
@@ -66,15 +68,7 @@ async def sse_latency(api: httpx.AsyncClient, steps: int) -> list[float]:
 async def session_history(
     api: httpx.AsyncClient, client: Client, messages: int
 ) -> list[tuple[int, int]]:
-    body = run_body(
-        "trivia",
-        "capital",
-        {"country": "Kenya"},
-        answer_step("Noted."),
-        repeat=True,
-        session=True,
-    )
-    run_id = (await api.post("/v1/runs", json=body)).json()["run_id"]
+    run_id = (await api.post("/v1/runs", json=session_body())).json()["run_id"]
     await wait_for_run(api, run_id, until={"idle"})
     numbers = iter(range(messages))
 
@@ -110,15 +104,7 @@ async def suspended_memory(stack: Stack, api: httpx.AsyncClient, count: int) -> 
     first = await api.post("/v1/runs", json=client_tool_body())
     await wait_for_run(api, first.json()["run_id"], until={"awaiting_input"})
     baseline = rss_mib(pid)
-    limit = asyncio.Semaphore(16)
-
-    async def start() -> str:
-        async with limit:
-            response = await api.post("/v1/runs", json=client_tool_body())
-            response.raise_for_status()
-            return str(response.json()["run_id"])
-
-    run_ids = await asyncio.gather(*(start() for _ in range(count)))
+    run_ids = await start_runs(api, client_tool_body(), count)
     for run_id in run_ids:
         await wait_for_run(api, run_id, until={"awaiting_input"}, within=300)
     await asyncio.sleep(2)

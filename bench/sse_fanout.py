@@ -40,7 +40,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.harness import Stack, answer_step, dev_server, run_body, sse_events
+from tests.harness import Stack, dev_server, session_body, sse_events, start_runs
 from workers.cli.up import ONE_PARTITION
 
 GOAL_EVENT_P99_MS = 1000.0
@@ -57,17 +57,6 @@ def raise_nofile() -> None:
     """Soft limit up to the hard one; the API and worker inherit it from this process."""
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-def session_body() -> dict[str, object]:
-    return run_body(
-        "trivia",
-        "capital",
-        {"country": "Kenya"},
-        answer_step("Noted."),
-        repeat=True,
-        session=True,
-    )
 
 
 # --- processes ---------------------------------------------------------------------------------
@@ -218,18 +207,6 @@ async def subscribed(
 # --- commands ----------------------------------------------------------------------------------
 
 
-async def start_sessions(http: httpx.AsyncClient, count: int) -> list[str]:
-    limit = asyncio.Semaphore(16)
-
-    async def start() -> str:
-        async with limit:
-            response = await http.post("/v1/runs", json=session_body())
-            response.raise_for_status()
-            return str(response.json()["run_id"])
-
-    return list(await asyncio.gather(*(start() for _ in range(count))))
-
-
 @dataclass(frozen=True)
 class Turn:
     """Events of `run_id` after `after` up to `last` came from the message sent at `sent`."""
@@ -344,7 +321,7 @@ class Scenario:
 
 
 async def one_run(stack: Stack, http: httpx.AsyncClient, window: Window, args: Args) -> Scenario:
-    (run_id,) = await start_sessions(http, 1)
+    (run_id,) = await start_runs(http, session_body(), 1)
     subscribers = [Subscriber(run_id) for _ in range(args.clients)]
     scenario = Scenario(
         f"one run: {args.clients:,} clients on 1 run, {args.messages} messages one after another",
@@ -361,7 +338,7 @@ async def one_run(stack: Stack, http: httpx.AsyncClient, window: Window, args: A
 
 
 async def many_runs(stack: Stack, http: httpx.AsyncClient, window: Window, args: Args) -> Scenario:
-    run_ids = await start_sessions(http, args.runs)
+    run_ids = await start_runs(http, session_body(), args.runs)
     subscribers = [Subscriber(run_id) for run_id in run_ids]
     scenario = Scenario(
         f"many runs: {args.runs:,} clients on {args.runs:,} runs, one message to each, "

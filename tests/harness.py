@@ -213,6 +213,34 @@ def run_body(
     }
 
 
+def session_body(**extra: Any) -> dict[str, Any]:
+    """A live session of the trivia environment that acknowledges every message."""
+    return run_body(
+        "trivia",
+        "capital",
+        {"country": "Kenya"},
+        answer_step("Noted."),
+        repeat=True,
+        session=True,
+        **extra,
+    )
+
+
+async def start_runs(
+    http: httpx.AsyncClient, body: dict[str, Any], count: int, at_once: int = 16
+) -> list[str]:
+    """Start `count` runs of `body`, `at_once` requests in flight; their run ids."""
+    limit = asyncio.Semaphore(at_once)
+
+    async def start() -> str:
+        async with limit:
+            response = await http.post("/v1/runs", json=body)
+            response.raise_for_status()
+            return str(response.json()["run_id"])
+
+    return list(await asyncio.gather(*(start() for _ in range(count))))
+
+
 @dataclass
 class SseEvent:
     event: str
@@ -267,4 +295,12 @@ async def dev_server(**options: Any) -> WorkflowEnvironment:
         search_attributes=SEARCH_ATTRIBUTES,
         dev_server_existing_path=temporal_binary(),
         **options,
+    )
+
+
+async def persistent_dev_server(database: Path, port: int) -> WorkflowEnvironment:
+    """A dev server that keeps its state in `database`, so a test can stop it and start it
+    again on the same port with every workflow where it was."""
+    return await dev_server(
+        port=port, dev_server_database_filename=str(database), dev_server_log_level="error"
     )

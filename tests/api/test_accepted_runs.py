@@ -13,13 +13,12 @@ from typing import Any
 
 import httpx
 import pytest
-from temporalio.testing import WorkflowEnvironment
 
 from tests.harness import (
     Stack,
     answer_step,
-    dev_server,
     free_port,
+    persistent_dev_server,
     run_body,
     tool_step,
     wait_for_run,
@@ -98,18 +97,12 @@ async def test_runs_of_a_burst_cut_by_kill_9_of_the_api_all_end_without_a_retry(
     assert {run["reward"] for run in runs} == {1.0}
 
 
-async def _dev_server(database: Path, port: int) -> WorkflowEnvironment:
-    return await dev_server(
-        port=port, dev_server_database_filename=str(database), dev_server_log_level="error"
-    )
-
-
 async def test_while_temporal_is_down_reads_work_and_starts_are_refused_with_a_503(
     tmp_path: Path,
 ) -> None:
     port = free_port()
     database = tmp_path / "temporal.db"
-    server = await _dev_server(database, port)
+    server = await persistent_dev_server(database, port)
     stack = Stack(temporal_address=f"127.0.0.1:{port}", workdir=tmp_path)
     try:
         stack.start_worker()
@@ -122,7 +115,7 @@ async def test_while_temporal_is_down_reads_work_and_starts_are_refused_with_a_5
             read = await api.get(f"/v1/runs/{before['run_id']}")
             listed = await api.get("/v1/runs")
 
-            server = await _dev_server(database, port)
+            server = await persistent_dev_server(database, port)
             after = await api.post("/v1/runs", json={**QUICK, "sync": True})
             # A refused start leaves no row, or one the reconciler starts once Temporal is back.
             left = await api.get("/v1/runs/while-down")

@@ -21,37 +21,30 @@ from pathlib import Path
 
 import httpx
 
-from tests.harness import Stack, answer_step, run_body
+from tests.harness import Stack, answer_step, session_body
 
 # Fixed, so a failure found in CI replays the same way on a laptop.
 SEED = "20261124"
 EXAMPLES_PER_OPERATION = "20"
-CAPITAL = {"slug": "kenya", "env": {"name": "trivia"}, "scenario": "capital"}
+TASK = {
+    "slug": "kenya",
+    "env": {"name": "trivia"},
+    "scenario": "capital",
+    "args": {"country": "Kenya"},
+}
 # Records that exist, so requests about a run, a batch or a taskset reach the code behind
 # the lookup instead of a 404 (the operations may still change or delete them).
 EXISTING = {"run_id": "fuzz-session", "batch_id": "fuzz-batch", "taskset": "fuzz-set"}
 
 
 async def make_existing_records(api: httpx.AsyncClient) -> None:
-    task = {**CAPITAL, "args": {"country": "Kenya"}}
     script = {"steps": [answer_step("Nairobi")]}
     made = [
-        await api.post(
-            "/v1/runs",
-            json=run_body(
-                "trivia",
-                "capital",
-                {"country": "Kenya"},
-                answer_step("Noted."),
-                repeat=True,
-                session=True,
-                run_id=EXISTING["run_id"],
-            ),
-        ),
-        await api.post("/v1/tasksets/upload", json={"name": EXISTING["taskset"], "tasks": [task]}),
+        await api.post("/v1/runs", json=session_body(run_id=EXISTING["run_id"])),
+        await api.post("/v1/tasksets/upload", json={"name": EXISTING["taskset"], "tasks": [TASK]}),
         await api.post(
             "/v1/batches",
-            json={"batch_id": EXISTING["batch_id"], "tasks": [task], "script": script},
+            json={"batch_id": EXISTING["batch_id"], "tasks": [TASK], "script": script},
         ),
     ]
     for response in made:

@@ -112,6 +112,12 @@ def drain(process: subprocess.Popen[str]) -> None:
     threading.Thread(target=process.stdout.read, daemon=True).start()
 
 
+def up_api(port: int, key: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {key}"}, timeout=60
+    )
+
+
 async def test_up_exits_within_30_s_of_sigterm_with_a_run_in_flight_and_finishes_it_after(
     tmp_path: Path,
 ) -> None:
@@ -122,11 +128,7 @@ async def test_up_exits_within_30_s_of_sigterm_with_a_run_in_flight_and_finishes
     try:
         key = local_key(read_until(first, "Ctrl-C stops everything"))
         drain(first)
-        async with httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{ports['api']}",
-            headers={"Authorization": f"Bearer {key}"},
-            timeout=60,
-        ) as api:
+        async with up_api(ports["api"], key) as api:
             run_id = (await api.post("/v1/runs", json=blocked)).json()["run_id"]
             await wait_for_steps(api, run_id, 1, within=60)
             up_exit = await asyncio.to_thread(seconds_to_exit, first, signal.SIGTERM)
@@ -139,11 +141,7 @@ async def test_up_exits_within_30_s_of_sigterm_with_a_run_in_flight_and_finishes
     try:
         read_until(second, "Ctrl-C stops everything")
         drain(second)
-        async with httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{ports['api']}",
-            headers={"Authorization": f"Bearer {key}"},
-            timeout=60,
-        ) as api:
+        async with up_api(ports["api"], key) as api:
             run = await wait_for_run(api, run_id, within=180)
     finally:
         second.send_signal(signal.SIGINT)

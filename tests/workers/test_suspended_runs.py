@@ -10,11 +10,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from temporalio.testing import WorkflowEnvironment
 
 from tests.api.test_batches import CAPITAL_TASKS, batch_runs, wait_for_batch
 from tests.api.test_client_tools import client_tool_body
-from tests.harness import Stack, answer_step, dev_server, free_port, tool_step, wait_for_run
+from tests.harness import (
+    Stack,
+    answer_step,
+    free_port,
+    persistent_dev_server,
+    tool_step,
+    wait_for_run,
+)
 
 
 async def suspend(api: httpx.AsyncClient) -> dict[str, Any]:
@@ -42,18 +48,10 @@ async def test_suspended_run_resumes_on_a_new_worker(private_stack: Stack) -> No
     assert (done["status"], done["reward"]) == ("completed", 1.0)
 
 
-async def _dev_server(database: Path, port: int) -> WorkflowEnvironment:
-    return await dev_server(
-        port=port,
-        dev_server_database_filename=str(database),
-        dev_server_log_level="error",
-    )
-
-
 async def test_suspended_run_resumes_after_temporal_restarts(tmp_path: Path) -> None:
     port = free_port()
     database = tmp_path / "temporal.db"
-    server = await _dev_server(database, port)
+    server = await persistent_dev_server(database, port)
     stack = Stack(temporal_address=f"127.0.0.1:{port}", workdir=tmp_path)
     try:
         stack.start_worker()
@@ -61,7 +59,7 @@ async def test_suspended_run_resumes_after_temporal_restarts(tmp_path: Path) -> 
         async with stack.client(timeout=60) as api:
             run = await suspend(api)
             await server.shutdown()
-            server = await _dev_server(database, port)
+            server = await persistent_dev_server(database, port)
             done = await resume_to_the_end(api, run)
         assert (done["status"], done["reward"]) == ("completed", 1.0)
     finally:
@@ -72,7 +70,7 @@ async def test_suspended_run_resumes_after_temporal_restarts(tmp_path: Path) -> 
 async def test_a_batch_finishes_every_run_across_a_temporal_restart(tmp_path: Path) -> None:
     port = free_port()
     database = tmp_path / "temporal.db"
-    server = await _dev_server(database, port)
+    server = await persistent_dev_server(database, port)
     stack = Stack(temporal_address=f"127.0.0.1:{port}", workdir=tmp_path)
     body = {
         "tasks": CAPITAL_TASKS,
@@ -93,7 +91,7 @@ async def test_a_batch_finishes_every_run_across_a_temporal_restart(tmp_path: Pa
                 await asyncio.sleep(0.1)
             assert counts["completed"] < 12, "the batch ended before the restart"
             await server.shutdown()
-            server = await _dev_server(database, port)
+            server = await persistent_dev_server(database, port)
             batch = await wait_for_batch(api, batch_id, within=180)
             runs = await batch_runs(api, batch_id)
     finally:
