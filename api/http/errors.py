@@ -50,7 +50,7 @@ ERROR_DESCRIPTIONS = {
     422: "A field is invalid; detail[0].loc points at it",
     503: "Temporal cannot be reached just now",
 }
-# The reconciler retries what was stored every 2 s; a client may try again as soon.
+# A restarted Temporal server answers again within seconds; sooner retries only add load.
 RETRY_AFTER_SECONDS = "5"
 
 
