@@ -3,11 +3,20 @@ operators declare them, and the scopes of API keys."""
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    WithJsonSchema,
+    model_validator,
+)
 
 from loopline.models.conversation import MAX_STEPS_LIMIT, SCRIPTED_MODEL, TOOL_NAME_PATTERN
 
@@ -16,6 +25,30 @@ DEFAULT_PROJECT = "default"
 
 
 PROJECT_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+
+_PORT = r"(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
+_HOST = r"([A-Za-z0-9_~%-]+(\.[A-Za-z0-9_~%-]+)*\.?|\[[0-9A-Fa-f:.]+\])"
+# An http(s) URL with a host (and a valid port, if any): what the outbound policy can check.
+HTTP_URL_PATTERN = rf"^https?://([^\s/?#@]+@)?{_HOST}(:{_PORT})?([/?#]\S*)?$"
+MAX_URL_CHARS = 2000
+
+
+def _http_url(value: str) -> str:
+    if re.fullmatch(HTTP_URL_PATTERN, value) is None:
+        raise ValueError(
+            "not an http(s) URL with a host: write e.g. https://example.com/path "
+            "(a port, if given, from 1 to 65535; no spaces)"
+        )
+    return value
+
+
+# The pattern is documented; the validator says in words what a refused URL lacks.
+HttpUrlText = Annotated[
+    str,
+    Field(max_length=MAX_URL_CHARS),
+    AfterValidator(_http_url),
+    WithJsonSchema({"type": "string", "pattern": HTTP_URL_PATTERN, "maxLength": MAX_URL_CHARS}),
+]
 
 
 # Calls to remote environments' servers, unless an environment's config says otherwise.
@@ -54,7 +87,7 @@ class ModelConfig(BaseModel):
         description="Used for this run only, stored encrypted and dropped when the run ends; "
         "without it the workers' own key (OPENAI_API_KEY, ANTHROPIC_API_KEY, ...) is used.",
     )
-    base_url: str | None = Field(default=None, pattern=r"^https?://", max_length=2000)
+    base_url: HttpUrlText | None = None
     api_version: str | None = Field(default=None, description="azure-openai API version.")
     region: str | None = Field(default=None, description="aws-bedrock / gcp region.")
     project_id: str | None = Field(default=None, description="gcp project.")
@@ -76,10 +109,8 @@ class ModelConfig(BaseModel):
     )
     stream: bool = Field(default=True, description="Stream tokens to live subscribers.")
     timeout_seconds: float = Field(default=300.0, gt=0, le=3600)
-    tool_server_url: str | None = Field(
+    tool_server_url: HttpUrlText | None = Field(
         default=None,
-        pattern=r"^https?://",
-        max_length=2000,
         description="An HTTP tool server whose tools the agent uses instead of the "
         "environment's own (README: HTTP tool servers). The agent's model only.",
     )
@@ -150,8 +181,8 @@ class RemoteEnvironmentConfig(BaseModel):
     name: str = Field(pattern=TOOL_NAME_PATTERN)
     description: str = ""
     transport: RemoteTransport
-    url: str | None = Field(
-        default=None, pattern=r"^https?://", description="mcp-http and http: the server's URL."
+    url: HttpUrlText | None = Field(
+        default=None, description="mcp-http and http: the server's URL."
     )
     command: list[str] | None = Field(
         default=None, min_length=1, description="mcp-stdio: the server's command line."

@@ -15,10 +15,11 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    WithJsonSchema,
     field_validator,
 )
 
-from loopline.models.config import ModelConfig, Provider, Scope
+from loopline.models.config import HttpUrlText, ModelConfig, Provider, Scope
 from loopline.models.conversation import (
     MAX_MESSAGE_CHARS,
     MAX_STEPS_LIMIT,
@@ -41,6 +42,21 @@ MAX_ROLLOUTS = 20_000
 # Free-form JSON a caller attaches: small notes, not payloads (those belong in artifacts).
 MAX_METADATA_BYTES = 64 * 1024
 MAX_OUTPUT_BYTES = 1024 * 1024
+# Exactly what base64.b64decode(validate=True) takes: the standard alphabet, padded.
+BASE64_PATTERN = r"^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+# The statuses a caller may set; the workflow owns every other.
+SETTABLE_STATUSES = (RunStatus.cancelled, RunStatus.completed)
+# Documented as the settable values only; any other is refused with what to set instead.
+SettableStatus = Annotated[
+    RunStatus,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "enum": [status.value for status in SETTABLE_STATUSES],
+            "description": "cancelled cancels the run; completed closes a session.",
+        }
+    ),
+]
 
 
 def json_at_most(limit: int) -> AfterValidator:
@@ -274,7 +290,7 @@ class RunPatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    status: RunStatus | None = None
+    status: SettableStatus | None = None
     stage: str | None = Field(default=None, max_length=200)
     branch: str | None = Field(default=None, max_length=200)
     output: Output = None
@@ -286,7 +302,7 @@ class ArtifactUpload(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=ARTIFACT_NAME_PATTERN, max_length=ARTIFACT_NAME_MAX_CHARS)
-    content_base64: str
+    content_base64: str = Field(json_schema_extra={"pattern": BASE64_PATTERN})
     content_type: str = "application/octet-stream"
 
 
@@ -360,7 +376,7 @@ class CallbackConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    url: str = Field(pattern=r"^https?://", max_length=2000)
+    url: HttpUrlText
     include_reward: bool = True
     include_response: bool = True
     include_trajectory: bool = False

@@ -1,19 +1,19 @@
 """Schemathesis, driven by the API's own OpenAPI document, sends thousands of generated
 requests (valid, invalid and sequences that follow the links between operations) to a real
 API and worker, with every check it has: no 5xx, every status code and header documented,
-every answer in its schema, invalid input refused, 405 with the right Allow header.
+every answer in its schema, invalid input refused, schema-valid input accepted, 405 with the
+right Allow header.
 
-All but `positive_data_acceptance`, which wants every schema-valid request accepted. Some
-rules of a valid request depend on what the deployment holds, which no static document
-states: the environments loaded and their scenarios (remote ones are listed by their
-servers at run time), each scenario's own args schema, the models a provider serves, task
-overrides naming tasks the same request selects. Those are refused with a 422 that says
-what to fix, and the tests of each route check them.
+A schema-valid request may still get a 422 from the operations in DEPLOYMENT_RULES, and only
+there (schemathesis's documented allowance for rules a schema cannot express): their rules
+depend on what the deployment holds or on one field's value given another, and each refusal
+says what to fix. The tests of each route check those rules.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import subprocess
 import sys
@@ -35,6 +35,69 @@ TASK = {
 # Records that exist, so requests about a run, a batch or a taskset reach the code behind
 # the lookup instead of a 404 (the operations may still change or delete them).
 EXISTING = {"run_id": "fuzz-session", "batch_id": "fuzz-batch", "taskset": "fuzz-set"}
+ENVIRONMENTS = "the environments and scenarios loaded, and each scenario's args schema"
+DEPLOYMENT_RULES = {
+    "POST /v1/runs": ENVIRONMENTS,
+    "POST /v1/batches": f"{ENVIRONMENTS}; task_slugs naming tasks of the taskset",
+    "POST /v1/tasksets/upload": ENVIRONMENTS,
+    "POST /hud/agent/run": ENVIRONMENTS,
+    "POST /hud/v1/agent/run": ENVIRONMENTS,
+    "POST /hud/tasks/upload": ENVIRONMENTS,
+    "POST /hud/tasks/evalsets/{evalset_id}/tasks": ENVIRONMENTS,
+    "POST /rl-gym/runs": f"{ENVIRONMENTS}; task_overrides naming tasks of task_ids",
+    "POST /agents-api/agents": "a bare model name qualified by the provider field",
+    "POST /agents-api/agents/call": "a .agent file's YAML; a bare model name and its provider",
+    "PATCH /v1/runs/{run_id}": "completed closes sessions only",
+    "PATCH /task-runs/api/projects/{project_id}/tasks/{task_id}/runs/{run_id}": (
+        "completed closes sessions only"
+    ),
+}
+LINKED_NAMES = ["PUT /v1/runs/{run_id}/artifacts/{name}"]
+REJECTED = [
+    "400",
+    "401",
+    "403",
+    "404",
+    "405",
+    "406",
+    "409",
+    "415",
+    "422",
+    "428",
+    "429",
+    "5xx",
+    "200",
+]
+ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "429", "5xx"]
+
+
+def schemathesis_config() -> str:
+    """The ids of EXISTING and the 422 allowance of DEPLOYMENT_RULES, as schemathesis.toml."""
+    lines = [
+        "[parameters]",
+        *(f'"path.{name}" = "{value}"' for name, value in EXISTING.items()),
+    ]
+    for operation in LINKED_NAMES:
+        lines += [
+            "",
+            # A stateful step fills the name from an earlier answer through a link, which
+            # undoes the mutation of a negative case: a valid name is then reported as
+            # accepted while invalid (schemathesis/schemathesis#2983; phase-scoped settings
+            # do not help, the check settings are cached per operation). Refused names:
+            # tests/api/test_run_attachments.py.
+            "[[operations]]",
+            f'include-name = "{operation}"',
+            f"checks.negative_data_rejection.expected-statuses = {json.dumps(REJECTED)}",
+        ]
+    for operation, rule in DEPLOYMENT_RULES.items():
+        lines += [
+            "",
+            f"# {rule}",
+            "[[operations]]",
+            f'include-name = "{operation}"',
+            f"checks.positive_data_acceptance.expected-statuses = {json.dumps([*ACCEPTED, '422'])}",
+        ]
+    return "\n".join(lines) + "\n"
 
 
 async def make_existing_records(api: httpx.AsyncClient) -> None:
@@ -59,15 +122,13 @@ async def test_generated_requests_pass_every_schemathesis_check(
     await stack.start_api()
     async with stack.client(timeout=60) as api:
         await make_existing_records(api)
-    parameters = "\n".join(f'"path.{name}" = "{value}"' for name, value in EXISTING.items())
-    (tmp_path / "schemathesis.toml").write_text(f"[parameters]\n{parameters}\n")
+    (tmp_path / "schemathesis.toml").write_text(schemathesis_config())
     command = [
         str(Path(sys.executable).parent / "schemathesis"),
         "--no-color",
         "run",
         f"{stack.api_url}/openapi.json",
         "--checks=all",
-        "--exclude-checks=positive_data_acceptance",
         f"--header=Authorization: Bearer {stack.api_key}",
         f"--max-examples={EXAMPLES_PER_OPERATION}",
         f"--seed={SEED}",

@@ -21,6 +21,7 @@ from loopline.models import (
     BatchRequest,
     BatchView,
     CancelRequest,
+    HttpUrlText,
     ModelConfig,
     Provider,
     RunStatus,
@@ -41,11 +42,11 @@ class GymModelConfig(BaseModel):
     model: str = Field(min_length=1, max_length=200)
     provider: Provider = Provider.custom
     api_key: SecretStr = Field(description="Used for this run only, never stored in clear.")
-    base_url: str | None = Field(default=None, pattern=r"^https?://", max_length=2000)
+    base_url: HttpUrlText | None = None
     temperature: float = Field(default=0.7, ge=0.0, le=2.0)
     max_steps: int = Field(default=30, ge=1, le=MAX_STEPS_LIMIT)
     system_prompt: str | None = Field(default=None, max_length=100_000)
-    tool_server_url: str | None = Field(default=None, pattern=r"^https?://", max_length=2000)
+    tool_server_url: HttpUrlText | None = None
     log_prob: bool = False
     summarize_every_n_turns: int = Field(default=0, ge=0, le=MAX_STEPS_LIMIT)
     context_stride: int = Field(default=3, ge=1)

@@ -48,6 +48,7 @@ from loopline.models import (
     RunStatus,
     RunView,
     Script,
+    SettableStatus,
     SignedURL,
     ToolCall,
     Usage,
@@ -107,7 +108,7 @@ class CreateTaskRun(BaseModel):
 
 
 class UpdateTaskRun(BaseModel):
-    status: RunStatus | None = None
+    status: SettableStatus | None = None
     branch: str | None = Field(default=None, max_length=200)
     stage: str | None = Field(default=None, max_length=200)
     output: Output = None

@@ -30,16 +30,29 @@ ArtifactName = Annotated[
 ]
 
 
-@router.put("/v1/runs/{run_id}/artifacts/{name:path}")
+# OpenAPI ignores a parameter named Content-Type: the body's media type documents it.
+RAW_BODY = {
+    "requestBody": {
+        "description": "The file's bytes; their Content-Type is kept as the artifact's.",
+        "required": False,
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
+
+
+@router.put("/v1/runs/{run_id}/artifacts/{name:path}", openapi_extra=RAW_BODY)
 async def upload_artifact(
     run_id: str,
     name: ArtifactName,
     request: Request,
     svc: Svc,
     who: Who,
-    content_type: Annotated[str, Header(max_length=200)] = "application/octet-stream",
+    content_type: Annotated[
+        str, Header(max_length=200, include_in_schema=False)
+    ] = "application/octet-stream",
 ) -> ArtifactInfo:
-    """Upload one file as the request body; the same name again replaces it."""
+    """Upload one file as the request body (empty is a file of 0 bytes); the same name
+    again replaces it."""
     return await svc.artifacts.upload(who, run_id, name, request.stream(), content_type)
 
 
