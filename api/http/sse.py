@@ -30,9 +30,10 @@ def sse_response(frames: AsyncIterator[str]) -> StreamingResponse:
     return StreamingResponse(frames, media_type="text/event-stream", headers=SSE_HEADERS)
 
 
-async def native_frames(items: AsyncIterator[LiveItem]) -> AsyncIterator[str]:
-    async for item in items:
-        yield frame(item)
+async def native_frames(batches: AsyncIterator[list[LiveItem]]) -> AsyncIterator[str]:
+    """One chunk per batch: what arrived together goes out in one write."""
+    async for batch in batches:
+        yield "".join(frame(item) for item in batch)
 
 
 def frame(item: LiveItem) -> str:

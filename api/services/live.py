@@ -7,6 +7,9 @@ once, and wakes its subscribers, who slice them from the feed's recent events. A
 that starts further back reads its own way up from the store first. Writes in this
 process, and on PostgreSQL NOTIFY from every process, wake the ticker at once.
 
+A wake costs each subscriber no task: they all wait on the feed's one pulse future, and
+each takes what a wake brought as one batch (one write to its connection).
+
 Every recorded event goes out once, in sequence order, so a client that resumes after the
 last seq it received gets no gap and no repeat. Model text streamed by the provider goes out
 as `TokenDelta`s: live only (the full reply follows as a message event).
@@ -63,20 +66,34 @@ class EventTypes:
         return event.type not in self.excluded
 
 
+def _new_pulse() -> asyncio.Future[None]:
+    return asyncio.get_running_loop().create_future()
+
+
 @dataclass
 class _Feed:
     run_id: str
     last_seq: int
     status: RunStatus
     recent: deque[EventView] = field(default_factory=lambda: deque(maxlen=RECENT_EVENTS))
-    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    # Resolved, and replaced, whenever the feed changes: every subscriber awaits this one.
+    pulse: asyncio.Future[None] = field(default_factory=_new_pulse)
     subscribers: int = 0
-    deltas: set[asyncio.Queue[TokenDelta]] = field(default_factory=set)
+    # Each subscriber's live text not yet sent; the oldest drops once it is full.
+    deltas: list[deque[TokenDelta]] = field(default_factory=list)
     follower: asyncio.Task[None] | None = None
 
     @property
     def ended(self) -> bool:
         return self.status.is_final
+
+    def wake(self) -> None:
+        pulse, self.pulse = self.pulse, _new_pulse()
+        pulse.set_result(None)
+
+    async def changed(self, seconds: float) -> None:
+        """Return on the feed's next change, or after `seconds`."""
+        await asyncio.wait({self.pulse}, timeout=seconds)
 
     def after(self, cursor: int) -> list[EventView] | None:
         """The feed's events after `cursor`; None when they go back further than it keeps."""
@@ -129,24 +146,33 @@ class LiveEvents:
 
     async def stream(
         self, caller: Caller, run_id: str, after: int, types: EventTypes
-    ) -> AsyncIterator[LiveItem]:
-        """The run's events after `after` as they happen, ending with a StreamEnd once the
-        run has ended; KeepAlive when nothing happened for the keep-alive interval."""
+    ) -> AsyncIterator[list[LiveItem]]:
+        """The run's events after `after` as they happen, in batches of what arrived
+        together, ending with a StreamEnd once the run has ended; KeepAlive when nothing
+        happened for the keep-alive interval."""
         await self._access.run(caller, run_id, Need.events)
-        return self.follow(run_id, after, types)
+        return self.batches(run_id, after, types)
 
     async def follow(
         self, run_id: str, after: int, types: EventTypes = EventTypes()
     ) -> AsyncIterator[LiveItem]:
+        """`stream`'s items one by one, for a caller already allowed to see the run."""
+        async for batch in self.batches(run_id, after, types):
+            for item in batch:
+                yield item
+
+    async def batches(
+        self, run_id: str, after: int, types: EventTypes = EventTypes()
+    ) -> AsyncIterator[list[LiveItem]]:
         """`stream` for a caller already allowed to see the run."""
         feed = await self._join(run_id)
-        deltas: asyncio.Queue[TokenDelta] = asyncio.Queue(maxsize=DELTA_BACKLOG)
-        feed.deltas.add(deltas)
+        deltas: deque[TokenDelta] = deque(maxlen=DELTA_BACKLOG)
+        feed.deltas.append(deltas)
         try:
-            async for item in self._items(feed, after, types, deltas):
-                yield item
+            async for batch in self._batches(feed, after, types, deltas):
+                yield batch
         finally:
-            feed.deltas.discard(deltas)
+            feed.deltas.remove(deltas)
             self._leave(feed)
 
     async def until_status(
@@ -154,64 +180,46 @@ class LiveEvents:
     ) -> None:
         """Return once the run's status satisfies `reached`, or after `seconds`."""
         feed = await self._join(run_id)
+        deadline = time.monotonic() + seconds
         try:
-            async with asyncio.timeout(seconds), feed.changed:
-                await feed.changed.wait_for(lambda: reached(feed.status))
-        except TimeoutError:
-            return
+            while not reached(feed.status) and (left := deadline - time.monotonic()) > 0:
+                await feed.changed(left)
         finally:
             self._leave(feed)
 
-    async def _items(
-        self, feed: _Feed, cursor: int, types: EventTypes, deltas: asyncio.Queue[TokenDelta]
-    ) -> AsyncIterator[LiveItem]:
+    async def _batches(
+        self, feed: _Feed, cursor: int, types: EventTypes, deltas: deque[TokenDelta]
+    ) -> AsyncIterator[list[LiveItem]]:
         quiet_since = time.monotonic()
         while True:
-            batch = feed.after(cursor)
-            if batch is None:
-                batch = await self._store.events(feed.run_id, EventFilter(after=cursor, limit=PAGE))
-            for event in batch:
-                cursor = event.seq
-                if types.passes(event):
-                    yield event
-                    quiet_since = time.monotonic()
-            if feed.after(cursor):
-                continue
-            while not deltas.empty():
-                yield deltas.get_nowait()
+            events = feed.after(cursor)
+            if events is None:
+                events = await self._store.events(
+                    feed.run_id, EventFilter(after=cursor, limit=PAGE)
+                )
+                # Nothing after the cursor though the feed is further on: the run's
+                # events were deleted; there is nothing to catch up on.
+                cursor = events[-1].seq if events else max(cursor, feed.last_seq)
+            elif events:
+                cursor = events[-1].seq
+            batch: list[LiveItem] = [event for event in events if types.passes(event)]
+            if cursor >= feed.last_seq:
+                batch.extend(deltas)
+                deltas.clear()
+                if feed.ended:
+                    yield [*batch, StreamEnd(last_seq=cursor)]
+                    return
+            if batch:
+                yield batch
                 quiet_since = time.monotonic()
-            if feed.ended and cursor >= feed.last_seq:
-                yield StreamEnd(last_seq=cursor)
-                return
+            if cursor < feed.last_seq or deltas:
+                continue
             wait = self._keepalive_seconds - (time.monotonic() - quiet_since)
             if wait <= 0:
-                yield KeepAlive()
+                yield [KeepAlive()]
                 quiet_since = time.monotonic()
                 continue
-            delta = await self._next_change(feed, cursor, deltas, wait)
-            if delta is not None:
-                yield delta
-                quiet_since = time.monotonic()
-
-    async def _next_change(
-        self, feed: _Feed, cursor: int, deltas: asyncio.Queue[TokenDelta], seconds: float
-    ) -> TokenDelta | None:
-        """Wait for events after `cursor`, the run's end or live text, at most `seconds`."""
-        changed = asyncio.ensure_future(self._changed(feed, cursor))
-        text = asyncio.ensure_future(deltas.get())
-        try:
-            await asyncio.wait({changed, text}, timeout=seconds, return_when="FIRST_COMPLETED")
-        finally:
-            changed.cancel()
-            text.cancel()
-        if text.done() and not text.cancelled():
-            return text.result()
-        return None
-
-    @staticmethod
-    async def _changed(feed: _Feed, cursor: int) -> None:
-        async with feed.changed:
-            await feed.changed.wait_for(lambda: feed.last_seq > cursor or feed.ended)
+            await feed.changed(wait)
 
     async def _join(self, run_id: str) -> _Feed:
         feed = self._feeds.get(run_id)
@@ -268,8 +276,7 @@ class LiveEvents:
         if feed.last_seq >= last_seq:
             feed.status = status
         if (feed.last_seq, feed.status) != before:
-            async with feed.changed:
-                feed.changed.notify_all()
+            feed.wake()
 
     async def _follow_text(self, feed: _Feed) -> None:
         """Best effort: live text is a nicety, the recorded events are the record."""
@@ -280,7 +287,6 @@ class LiveEvents:
             stream = WorkflowStreamClient.create(self._client, run_workflow_id(feed.run_id))
             offset = await stream.get_offset()
             async for item in stream.subscribe(TOKENS_TOPIC, offset, result_type=TokenDelta):
-                for queue in list(feed.deltas):
-                    if queue.full():
-                        queue.get_nowait()
-                    queue.put_nowait(item.data)
+                for deltas in feed.deltas:
+                    deltas.append(item.data)
+                feed.wake()
