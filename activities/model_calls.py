@@ -16,7 +16,12 @@ from activities.base import StoreActivities
 from activities.errors import permanent
 from activities.heartbeats import heartbeating
 from activities.providers import Ask, Completion, MissingExtraError, ModelProvider, provider_for
-from activities.providers.errors import as_application_error, redact
+from activities.providers.errors import (
+    as_application_error,
+    describe,
+    redact,
+    refuses_the_request,
+)
 from activities.token_stream import token_stream
 from loopline.environment.registry import Registry
 from loopline.models import ModelConfig, Provider, Script, Usage
@@ -28,6 +33,8 @@ from loopline.store import TraceStore
 # SDK clients are kept and reused: building one (HTTP client, TLS context) cost ~25 ms per
 # call here, and a kept one also keeps its connections to the provider open.
 KEPT_CLIENTS = 64
+# Validation errors of a call's last attempt, remembered to tell a deterministic one.
+KEPT_REFUSALS = 1000
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,7 @@ class ModelCaller:
         self._prices = prices
         self._outbound = outbound or OutboundPolicy()
         self._providers: OrderedDict[str, ModelProvider] = OrderedDict()
+        self._refusals: OrderedDict[str, str] = OrderedDict()
         self._closing: set[asyncio.Task[None]] = set()
 
     async def call(
@@ -95,16 +103,34 @@ class ModelCaller:
             if mapped is None:
                 # Not the provider's answer but a fault of ours in calling it: retrying the
                 # same request cannot mend it, so the run fails now and says why.
-                detail = redact(f"{type(error).__name__}: {error}", [api_key or ""])
+                detail = redact(describe(error), [api_key or ""])
                 activity.logger.warning("calling %s failed: %s", config.label, detail)
                 message = f"calling {config.label} failed: {detail}"
                 raise permanent(message, "ProviderCallFailed") from None
             activity.logger.warning("model call failed: %s", mapped.message)
+            if self._refused_again(refuses_the_request(error)):
+                message = f"{mapped.message}; the same answer on the attempt before: the "
+                raise permanent(
+                    message + "server refuses the request as sent, a retry cannot mend it",
+                    "ProviderRefusedRequest",
+                ) from None
             raise mapped from None
         latency_ms = (time.perf_counter() - started) * 1000
         usage = self._prices.priced(config.model, completion.usage)
         _record_call(config, ask, latency_ms, usage)
         return Priced(completion.model_copy(update={"usage": usage}), latency_ms)
+
+    def _refused_again(self, refusal: str | None) -> bool:
+        """Whether this call's previous attempt got the same validation error."""
+        info = activity.info()
+        key = f"{info.workflow_run_id}/{info.activity_id}"
+        previous = self._refusals.pop(key, None)
+        if refusal is None:
+            return False
+        self._refusals[key] = refusal
+        if len(self._refusals) > KEPT_REFUSALS:
+            self._refusals.popitem(last=False)
+        return previous == refusal
 
     def _provider(
         self, config: ModelConfig, api_key: str | None, script: Script | None

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 from temporalio import activity
 
 from activities.context import Summary, compose, cut_point, summary_due, summary_request
 from activities.model_calls import ModelCallingActivities, Priced
 from activities.providers import Ask, Purpose
-from loopline.models import EventType, Message, RunSpec, ToolInfo
+from loopline.models import EventType, Message, RunSpec, ToolCall, ToolInfo
 from workflows.contract import stubs
 from workflows.contract.names import model_key, summary_key
 from workflows.contract.payloads import ModelStepResult, StepRef, ToolCallRef
@@ -25,7 +28,9 @@ class ModelActivities(ModelCallingActivities):
             # A retry after the reply was committed: never pay for (or diverge on) it twice.
             message = Message.model_validate(recorded.data)
         return ModelStepResult(
-            tool_calls=[ToolCallRef(id=call.id, name=call.name) for call in message.tool_calls]
+            tool_calls=[ToolCallRef(id=call.id, name=call.name) for call in message.tool_calls],
+            empty=not message.tool_calls and not message.content.strip(),
+            calls_signature=_signature(message.tool_calls) if message.tool_calls else None,
         )
 
     async def _ask_model(self, ref: StepRef) -> Message:
@@ -100,6 +105,15 @@ class ModelActivities(ModelCallingActivities):
         return Summary.model_validate(event.data) if event else None
 
 
+def _signature(calls: list[ToolCall]) -> str:
+    """The same for calls of the same tools with the same arguments, whatever their ids."""
+    named = sorted(
+        json.dumps([call.name, call.arguments, call.invalid_arguments], sort_keys=True)
+        for call in calls
+    )
+    return hashlib.sha256("\n".join(named).encode()).hexdigest()[:32]
+
+
 def _call_facts(priced: Priced) -> dict[str, object]:
     completion = priced.completion
     facts: dict[str, object] = {
@@ -109,4 +123,6 @@ def _call_facts(priced: Priced) -> dict[str, object]:
     }
     if completion.logprobs is not None:
         facts["logprobs"] = [item.model_dump() for item in completion.logprobs]
+    if completion.note is not None:
+        facts["note"] = completion.note
     return facts

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from math import comb
 
@@ -57,8 +57,14 @@ def score(outcomes: list[RolloutOutcome]) -> BatchScores:
         mean_reward=_mean_reward(outcomes),
         success_rate=_success_rate(outcomes),
         pass_at_k=overall,
+        stop_reasons=_stop_reasons(outcomes),
         tasks=tasks,
     )
+
+
+def _stop_reasons(outcomes: list[RolloutOutcome]) -> dict[str, int]:
+    """How many ended runs stopped for each reason (empty replies and loops among them)."""
+    return dict(sorted(Counter(o.stop_reason for o in outcomes if o.stop_reason).items()))
 
 
 def _samples(outcomes: list[RolloutOutcome]) -> list[RolloutOutcome]:
@@ -89,4 +95,5 @@ def _task_score(task: str, runs: list[RolloutOutcome]) -> TaskScore:
         mean_reward=_mean_reward(runs),
         success_rate=_success_rate(runs),
         pass_at_k={k: pass_at_k(n, c, k) for k in ks_for(n)},
+        stop_reasons=_stop_reasons(runs),
     )

@@ -44,6 +44,27 @@ class Failure:
 Plan = Reply | Failure
 
 
+@dataclass(frozen=True)
+class Quirks:
+    """Where self-hosted OpenAI-compatible servers part from OpenAI's API, as llama.cpp's
+    (llama-cpp-python's server with `chatml-function-calling`) does."""
+
+    # A null `content` beside tool calls: a 500 whose body is a pydantic validation error.
+    refuses_null_content: bool = False
+    # Tools are not shown to the model unless `tool_choice` is sent: planned calls are lost.
+    tools_need_choice: bool = False
+    # A streamed request with tool_choice "auto": the stream ends before its first chunk.
+    drops_streamed_tool_choice: bool = False
+    # Streams carry no usage chunk, even when asked for one.
+    no_stream_usage: bool = False
+
+
+NULL_CONTENT_REFUSAL = (
+    "1 validation error for ChatCompletionRequestAssistantMessage\ncontent\n  Input should "
+    "be a valid string [type=string_type, input_value=None, input_type=NoneType]"
+)
+
+
 @dataclass
 class Received:
     at: float
@@ -55,6 +76,7 @@ class Upstream:
     def __init__(self) -> None:
         self.port = free_port()
         self._plans: dict[str, deque[Plan]] = defaultdict(deque)
+        self._quirks: dict[str, Quirks] = {}
         self.requests: dict[str, list[Received]] = defaultdict(list)
         self.app = self._build()
 
@@ -68,6 +90,10 @@ class Upstream:
 
     def plan(self, model: str, *plans: Plan) -> None:
         self._plans[model].extend(plans)
+
+    def behave(self, model: str, quirks: Quirks) -> None:
+        """Serve `model` the way such a server would."""
+        self._quirks[model] = quirks
 
     def _next(self, model: str) -> Plan:
         queue = self._plans[model]
@@ -86,12 +112,21 @@ class Upstream:
         @app.post("/v1/chat/completions")
         async def chat(request: Request) -> Response:
             body = await request.json()
+            quirks = self._quirks.get(body.get("model", ""), Quirks())
+            if refused := _refused(body, quirks):
+                self.requests[body["model"]].append(
+                    Received(time.monotonic(), dict(request.headers), body)
+                )
+                return refused
             plan = self._receive(request, body)
             if isinstance(plan, Failure):
                 error = {"error": {"message": plan.message, "type": "test_error", "code": None}}
                 return JSONResponse(error, status_code=plan.status, headers=plan.headers)
+            if quirks.tools_need_choice and "tool_choice" not in body:
+                plan = Reply(text=plan.text or "I see no tools.")
             if body.get("stream"):
-                return _sse(_openai_chunks(body, plan), named=False, delay=plan.chunk_delay)
+                chunks = _openai_chunks(body, plan, usage=not quirks.no_stream_usage)
+                return _sse(chunks, named=False, delay=plan.chunk_delay)
             return JSONResponse(_openai_completion(body, plan))
 
         @app.post("/v1/messages")
@@ -111,6 +146,29 @@ class Upstream:
     async def serving(self) -> AsyncIterator[Upstream]:
         async with serving(self.app, self.port):
             yield self
+
+
+def _refused(body: dict[str, Any], quirks: Quirks) -> Response | None:
+    """The answer of a quirky server to a request it cannot take, before any plan is used."""
+    null_content = any(
+        m.get("role") == "assistant" and m.get("tool_calls") and m.get("content") is None
+        for m in body.get("messages", [])
+    )
+    if quirks.refuses_null_content and null_content:
+        error = {"error": {"message": NULL_CONTENT_REFUSAL, "type": "internal_server_error"}}
+        return JSONResponse(error, status_code=500)
+    if (
+        quirks.drops_streamed_tool_choice
+        and body.get("stream")
+        and body.get("tool_choice") == "auto"
+    ):
+
+        async def dropped() -> AsyncIterator[str]:
+            raise ValueError("Automatic streaming tool choice is not supported")
+            yield ""  # an async generator, as the server's stream is
+
+        return StreamingResponse(dropped(), media_type="text/event-stream")
+    return None
 
 
 def _sse(
@@ -178,7 +236,9 @@ def _openai_completion(body: dict[str, Any], plan: Reply) -> dict[str, Any]:
     }
 
 
-def _openai_chunks(body: dict[str, Any], plan: Reply) -> Iterator[tuple[str, dict[str, Any] | str]]:
+def _openai_chunks(
+    body: dict[str, Any], plan: Reply, *, usage: bool = True
+) -> Iterator[tuple[str, dict[str, Any] | str]]:
     def chunk(delta: dict[str, Any], finish: str | None = None) -> tuple[str, dict[str, Any]]:
         choice = {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
         return "", {
@@ -199,6 +259,9 @@ def _openai_chunks(body: dict[str, Any], plan: Reply) -> Iterator[tuple[str, dic
         for part in (arguments[:half], arguments[half:]):
             yield chunk({"tool_calls": [{"index": i, "function": {"arguments": part}}]})
     yield chunk({}, "tool_calls" if plan.tool_calls else "stop")
+    if not usage:
+        yield "", "[DONE]"
+        return
     usage_chunk = {
         "id": "chatcmpl-test",
         "object": "chat.completion.chunk",

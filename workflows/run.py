@@ -101,6 +101,8 @@ class RunWorkflow:
         self._tool_results: list[ToolResult] | None = None
         self._answered_step = 0
         self._accepting = True
+        self._last_calls: str | None = None
+        self._repeated_calls = 0
         if carry is not None:
             self._deadline = carry.deadline
         elif run.max_duration_seconds is not None:
@@ -275,6 +277,8 @@ class RunWorkflow:
             await self._deliver_messages()
             self._details(f"step {turn_step}/{run.max_steps} · waiting on model {run.model}")
             reply = await self._model_step(step)
+            if reply.empty:
+                return StopReason.empty_reply
             if not reply.tool_calls:
                 if not run.user_model:
                     return StopReason.answered
@@ -283,6 +287,8 @@ class RunWorkflow:
                 if (await self._user_turn(step)).done:
                     return StopReason.user_done
                 continue
+            if self._looping(reply):
+                return StopReason.repeated_tool_call
             client_calls = [call for call in reply.tool_calls if call.name in run.client_tools]
             for call in reply.tool_calls:
                 if call.name in run.client_tools:
@@ -296,6 +302,17 @@ class RunWorkflow:
             if client_calls and not await self._results_of(step, client_calls):
                 return StopReason.input_timeout
         return StopReason.max_steps
+
+    def _looping(self, reply: ModelStepResult) -> bool:
+        """Whether the model asked for the same calls as in its last steps, as many times
+        in a row as the run allows (its calls are then not run again)."""
+        if reply.calls_signature is None or reply.calls_signature != self._last_calls:
+            self._last_calls = reply.calls_signature
+            self._repeated_calls = 1
+            return False
+        self._repeated_calls += 1
+        limit = self._run.max_repeated_tool_calls
+        return limit > 0 and self._repeated_calls >= limit
 
     async def _tool_call(self, request: ToolCallInput, name: str) -> ToolCallResult:
         """An in-process tool as a local activity; a remote one as a regular activity that

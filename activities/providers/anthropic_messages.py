@@ -8,13 +8,24 @@ import anthropic
 from anthropic.types import Message as AnthropicMessage
 
 from activities.providers.base import Ask, Completion
-from loopline.models import Message, ModelConfig, Provider, ToolCall, ToolInfo, Usage
+from loopline.models import (
+    Message,
+    ModelConfig,
+    NamedToolChoice,
+    Provider,
+    ToolCall,
+    ToolInfo,
+    Usage,
+)
 from loopline.outbound import OutboundPolicy
 
 DEFAULT_MAX_TOKENS = 4096
 AnthropicClient = (
     anthropic.AsyncAnthropic | anthropic.AsyncAnthropicBedrock | anthropic.AsyncAnthropicVertex
 )
+
+
+ANTHROPIC_TOOL_CHOICE = {"auto": "auto", "required": "any", "none": "none"}
 
 
 class AnthropicMessages:
@@ -53,7 +64,25 @@ class AnthropicMessages:
                 {"name": t.name, "description": t.description, "input_schema": t.parameters}
                 for t in tools
             ]
+            if (choice := _tool_choice(config)) is not None:
+                request["tool_choice"] = choice
         return request
+
+
+def _tool_choice(config: ModelConfig) -> dict[str, Any] | None:
+    """The config's tool choice in Anthropic's terms, which carry the parallel setting."""
+    choice = config.tool_choice
+    if isinstance(choice, NamedToolChoice):
+        answer: dict[str, Any] = {"type": "tool", "name": choice.name}
+    elif choice is None:
+        if config.parallel_tool_calls is None:
+            return None
+        answer = {"type": "auto"}
+    else:
+        answer = {"type": ANTHROPIC_TOOL_CHOICE[choice]}
+    if config.parallel_tool_calls is False and answer["type"] != "none":
+        answer["disable_parallel_tool_use"] = True
+    return answer
 
 
 def _client(config: ModelConfig, api_key: str | None, outbound: OutboundPolicy) -> AnthropicClient:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from loopline.models import Message, TokenLogprob, ToolInfo, Usage
 
@@ -38,6 +38,7 @@ class Completion(BaseModel):
     usage: Usage
     finish_reason: str | None = None
     logprobs: list[TokenLogprob] | None = None
+    note: str | None = Field(default=None, description="How the call departed from its config.")
 
 
 class ModelProvider(Protocol):

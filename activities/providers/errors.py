@@ -6,6 +6,7 @@ least as long as a `retry-after` header asks.
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -20,6 +21,14 @@ if TYPE_CHECKING:
 RETRYABLE_STATUSES = frozenset({408, 409, 429})
 MAX_RETRY_AFTER = timedelta(minutes=10)
 REDACTED = "[redacted]"
+BODY_EXCERPT_CHARS = 500
+# What a server's refusal of the request's shape says, whatever status it answers with
+# (llama.cpp's server answers its pydantic validation errors with a 500).
+VALIDATION_ERROR = re.compile(
+    r"validation error|validationerror|field required|input should be|extra inputs are not "
+    r"permitted|invalid request|unprocessable",
+    re.IGNORECASE,
+)
 
 # The SDKs' own exception packages: an error raised by a provider client was raised after
 # its SDK was imported, so looking it up never imports one.
@@ -40,7 +49,11 @@ def as_application_error(
     if isinstance(error, _sdk_errors("APIStatusError")):
         answered = cast("openai.APIStatusError", error)  # anthropic's has the same fields
         status = answered.status_code
-        message = redact(f"{provider} answered {status}: {answered.message}", secrets)
+        text = f"{provider} answered HTTP {status}: {answered.message}"
+        body = body_excerpt(answered)
+        if body and body not in answered.message:
+            text += f" (body: {body})"
+        message = redact(text, secrets)
         retryable = status in RETRYABLE_STATUSES or status >= 500
         return ApplicationError(
             message,
@@ -54,6 +67,36 @@ def as_application_error(
         message = redact(f"{provider} {kind}: {error}", secrets)
         return ApplicationError(message, type="ProviderUnreachable")
     return None
+
+
+def body_excerpt(error: openai.APIStatusError) -> str:
+    """The start of the answer's body, on one line; empty if it was streamed unread."""
+    try:
+        text = error.response.text
+    except Exception:  # a streamed answer whose body was never read
+        return ""
+    flat = " ".join(text.split())
+    if len(flat) > BODY_EXCERPT_CHARS:
+        return flat[:BODY_EXCERPT_CHARS] + "…"
+    return flat
+
+
+def refuses_the_request(error: Exception) -> str | None:
+    """The body of a 5xx that reads as a validation error of the request, or None: such an
+    answer, given twice, will not change on a retry."""
+    if not isinstance(error, _sdk_errors("APIStatusError")):
+        return None
+    answered = cast("openai.APIStatusError", error)
+    body = body_excerpt(answered) or answered.message
+    if answered.status_code >= 500 and VALIDATION_ERROR.search(body):
+        return f"{answered.status_code} {body}"
+    return None
+
+
+def describe(error: BaseException) -> str:
+    """An exception as `Type: message`, never an empty message."""
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text}" if text else f"{type(error).__name__} (no message)"
 
 
 def retry_after(headers: Mapping[str, str]) -> timedelta | None:

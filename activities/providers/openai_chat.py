@@ -11,7 +11,16 @@ from openai.lib.streaming.chat import ChatCompletionStreamState
 from openai.types.chat import ChatCompletion
 
 from activities.providers.base import Ask, Completion
-from loopline.models import Message, ModelConfig, Provider, TokenLogprob, ToolCall, ToolInfo, Usage
+from loopline.models import (
+    Message,
+    ModelConfig,
+    NamedToolChoice,
+    Provider,
+    TokenLogprob,
+    ToolCall,
+    ToolInfo,
+    Usage,
+)
 from loopline.outbound import OutboundPolicy
 
 AZURE_API_VERSION = "2024-10-21"
@@ -24,6 +33,8 @@ class OpenAIChat:
     def __init__(self, config: ModelConfig, api_key: str | None, outbound: OutboundPolicy) -> None:
         self._config = config
         self._client = _client(config, api_key, outbound)
+        # Set once the server failed a streamed call with tools: later ones are not streamed.
+        self._tools_unstreamable: str | None = None
 
     async def close(self) -> None:
         await self._client.close()
@@ -32,6 +43,21 @@ class OpenAIChat:
         request = self._request(await ask.conversation(), ask.tools)
         if not self._config.stream:
             return _completion(await self._client.chat.completions.create(**request))
+        if ask.tools and self._tools_unstreamable is not None:
+            return await self._unstreamed(request, self._tools_unstreamable)
+        try:
+            return await self._streamed(request, ask)
+        except Exception as error:
+            if not ask.tools or not _may_be_streaming(error):
+                raise
+            # llama.cpp's function calling, for one, cannot stream a tool choice and drops
+            # the connection: the same request unstreamed tells whether that was all.
+            reason = f"{type(error).__name__}: {error}".strip(": ")[:300]
+            completion = await self._unstreamed(request, reason)
+            self._tools_unstreamable = reason
+            return completion
+
+    async def _streamed(self, request: dict[str, Any], ask: Ask) -> Completion:
         state: ChatCompletionStreamState[Any] = ChatCompletionStreamState()
         stream = await self._client.chat.completions.create(
             **request, stream=True, stream_options={"include_usage": True}
@@ -43,17 +69,25 @@ class OpenAIChat:
                     ask.on_text(chunk.choices[0].delta.content)
         return _completion(state.get_final_completion())
 
+    async def _unstreamed(self, request: dict[str, Any], reason: str) -> Completion:
+        completion = _completion(await self._client.chat.completions.create(**request))
+        note = f"not streamed: the server failed to stream a call with tools ({reason})"
+        return completion.model_copy(update={"note": note})
+
     def _request(self, messages: list[Message], tools: list[ToolInfo]) -> dict[str, Any]:
         config = self._config
         request: dict[str, Any] = {
             "model": config.model,
-            "messages": [_to_openai(message) for message in messages],
+            "messages": [_to_openai(message, config.provider) for message in messages],
         }
         if config.temperature is not None:
             request["temperature"] = config.temperature
         if tools:
             request["tools"] = [_tool(tool) for tool in tools]
-            request["parallel_tool_calls"] = True
+            if (choice := _tool_choice(config)) is not None:
+                request["tool_choice"] = choice
+            if config.parallel_tool_calls is not None:
+                request["parallel_tool_calls"] = config.parallel_tool_calls
         if config.max_tokens is not None:
             # OpenAI's reasoning models only take the newer name; compatible servers the older.
             limit = "max_tokens" if config.provider is Provider.custom else "max_completion_tokens"
@@ -94,13 +128,31 @@ def _tool(tool: ToolInfo) -> dict[str, Any]:
     }
 
 
-def _to_openai(message: Message) -> dict[str, Any]:
+def _tool_choice(config: ModelConfig) -> str | dict[str, Any] | None:
+    choice = config.tool_choice
+    if isinstance(choice, NamedToolChoice):
+        return {"type": "function", "function": {"name": choice.name}}
+    if choice is None and config.provider is Provider.custom:
+        return "auto"
+    return choice
+
+
+def _may_be_streaming(error: Exception) -> bool:
+    """Whether a failed streamed call may have failed for being streamed: not a refusal of
+    the key, the model or the rate, which an unstreamed call would get as well."""
+    status = getattr(error, "status_code", None)
+    return status is None or status not in {401, 403, 404, 408, 409, 429}
+
+
+def _to_openai(message: Message, provider: Provider) -> dict[str, Any]:
     if message.role == "tool":
         return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content}
     if message.role == "assistant" and message.tool_calls:
+        # OpenAI documents null beside tool calls; servers such as llama.cpp's refuse it.
+        empty = "" if provider is Provider.custom else None
         return {
             "role": "assistant",
-            "content": message.content or None,
+            "content": message.content or empty,
             "tool_calls": [
                 {
                     "id": call.id,
@@ -126,7 +178,7 @@ def _completion(response: ChatCompletion) -> Completion:
         for call in choice.message.tool_calls or []
         if call.type == "function"
     ]
-    usage = Usage(model_calls=1)
+    usage = Usage(model_calls=1, unreported_calls=1)
     if response.usage is not None:
         details = response.usage.completion_tokens_details
         usage = Usage(

@@ -127,6 +127,10 @@ def run_input(
         taskset_id=spec.taskset_id,
         model_queue_prefix=model_queue(task_queue, ""),
         remote=spec.remote,
+        # A script that repeats a call does so on purpose (load tests, long sessions).
+        max_repeated_tool_calls=0
+        if spec.llm.provider is Provider.scripted
+        else spec.llm.max_repeated_tool_calls,
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import (
@@ -72,6 +72,19 @@ class Provider(StrEnum):
         return self in {Provider.custom, Provider.openai, Provider.azure_openai}
 
 
+class NamedToolChoice(BaseModel):
+    """Make the model call this tool."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=TOOL_NAME_PATTERN)
+
+
+ToolChoice = Literal["auto", "required", "none"] | NamedToolChoice
+# Repeated identical tool calls after which a run stops (the model is looping), by default.
+REPEATED_TOOL_CALLS = 5
+
+
 class ModelConfig(BaseModel):
     """Which model plays a part in a run and how it is called."""
 
@@ -107,7 +120,27 @@ class ModelConfig(BaseModel):
     context_stride: int = Field(
         default=3, ge=1, description="Recent exchanges kept verbatim when summarising."
     )
-    stream: bool = Field(default=True, description="Stream tokens to live subscribers.")
+    stream: bool = Field(
+        default=True,
+        description="Stream tokens to live subscribers. A server that cannot stream tool "
+        "calls is asked again without streaming, and the step notes it.",
+    )
+    tool_choice: ToolChoice | None = Field(
+        default=None,
+        description="auto, required, none or {name}; unset: the provider's default, and "
+        "auto for custom servers (llama.cpp offers tools only when it is sent).",
+    )
+    parallel_tool_calls: bool | None = Field(
+        default=None, description="Unset: the provider's default."
+    )
+    max_repeated_tool_calls: int = Field(
+        default=REPEATED_TOOL_CALLS,
+        ge=0,
+        le=MAX_STEPS_LIMIT,
+        description="The run stops (repeated_tool_call) when the model asks for the same "
+        "tool calls with the same arguments this many times in a row; 0: never. Scripts "
+        "repeat on purpose: the scripted model is never stopped for it.",
+    )
     timeout_seconds: float = Field(default=300.0, gt=0, le=3600)
     tool_server_url: HttpUrlText | None = Field(
         default=None,

@@ -60,6 +60,8 @@ class StopReason(StrEnum):
     closed = "closed"
     idle_timeout = "idle_timeout"
     input_timeout = "input_timeout"
+    empty_reply = "empty_reply"
+    repeated_tool_call = "repeated_tool_call"
 
 
 class EventType(StrEnum):
@@ -98,7 +100,8 @@ class Message(BaseModel):
 
 class Usage(BaseModel):
     """Tokens and cost of model calls. Calls of a model without a known price add no cost
-    and are counted in `unpriced_calls`, so a total is never silently low."""
+    and are counted in `unpriced_calls`, and calls whose server reported no token counts
+    add no tokens and are counted in `unreported_calls`: a total is never silently low."""
 
     model_calls: int = 0
     prompt_tokens: int = 0
@@ -107,6 +110,7 @@ class Usage(BaseModel):
     prompt_cost: float = 0.0
     output_cost: float = 0.0
     unpriced_calls: int = 0
+    unreported_calls: int = 0
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -336,6 +336,7 @@ class TaskScore(BaseModel):
     mean_reward: float | None
     success_rate: float | None
     pass_at_k: dict[int, float]
+    stop_reasons: dict[str, int] = Field(default_factory=dict)
 
 
 class BatchScores(BaseModel):
@@ -343,6 +344,11 @@ class BatchScores(BaseModel):
     success_rate: float | None = Field(description="Successes over completed and failed runs.")
     pass_at_k: dict[int, float] = Field(
         description="Unbiased pass@k, averaged over tasks with at least k ended rollouts."
+    )
+    stop_reasons: dict[str, int] = Field(
+        default_factory=dict,
+        description="Ended runs by stop reason: empty_reply and repeated_tool_call count "
+        "a weak model's failures.",
     )
     tasks: list[TaskScore]
 

@@ -63,6 +63,7 @@ class RolloutOutcome:
     status: RunStatus
     reward: float | None
     success: bool | None
+    stop_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -200,7 +201,14 @@ class BatchStore:
     async def outcomes(self, batch_id: str) -> BatchRuns:
         """What every run of a batch came to, and what its model calls cost altogether."""
         outcome_query = (
-            select(runs.c.run_id, runs.c.task, runs.c.status, runs.c.reward, runs.c.success)
+            select(
+                runs.c.run_id,
+                runs.c.task,
+                runs.c.status,
+                runs.c.reward,
+                runs.c.success,
+                runs.c.stop_reason,
+            )
             .where(runs.c.batch_id == batch_id)
             .order_by(runs.c.batch_index, runs.c.created_at)
         )
@@ -216,6 +224,7 @@ class BatchStore:
                     status=RunStatus(row.status),
                     reward=row.reward,
                     success=row.success,
+                    stop_reason=row.stop_reason,
                 )
                 for row in conn.execute(outcome_query)
             ]

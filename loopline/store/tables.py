@@ -30,6 +30,7 @@ USAGE_COLUMNS = (
     "prompt_cost",
     "output_cost",
     "unpriced_calls",
+    "unreported_calls",
 )
 
 runs = Table(
@@ -55,6 +56,7 @@ runs = Table(
     Column("prompt_cost", Float, nullable=False, default=0.0),
     Column("output_cost", Float, nullable=False, default=0.0),
     Column("unpriced_calls", Integer, nullable=False, default=0),
+    Column("unreported_calls", Integer, nullable=False, default=0, server_default="0"),
     Column("torn_down", Boolean, nullable=False, default=False),
     Column("created_at", DateTime(timezone=True), nullable=False, index=True),
     Column("ended_at", DateTime(timezone=True)),

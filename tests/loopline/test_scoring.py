@@ -45,3 +45,30 @@ def test_failed_runs_count_as_misses_and_cancelled_ones_not_at_all() -> None:
 def test_large_batches_report_pass_at_k_for_a_readable_set_of_k() -> None:
     assert ks_for(3) == [1, 2, 3]
     assert ks_for(100) == [*range(1, 17), 32, 64, 100]
+
+
+def test_stop_reasons_are_counted_per_batch_and_per_task() -> None:
+    def ended(task: str, reason: str) -> RolloutOutcome:
+        return RolloutOutcome(
+            run_id="r",
+            task=task,
+            status=RunStatus.completed,
+            reward=0.0,
+            success=False,
+            stop_reason=reason,
+        )
+
+    scores = score(
+        [
+            ended("a", "empty_reply"),
+            ended("a", "repeated_tool_call"),
+            ended("b", "repeated_tool_call"),
+            outcome("b", RunStatus.running, None),
+        ]
+    )
+    assert scores.stop_reasons == {"empty_reply": 1, "repeated_tool_call": 2}
+    by_task = {task.task: task.stop_reasons for task in scores.tasks}
+    assert by_task == {
+        "a": {"empty_reply": 1, "repeated_tool_call": 1},
+        "b": {"repeated_tool_call": 1},
+    }

@@ -62,6 +62,9 @@ class RunInput(BaseModel):
         description="Set when the environment or the tools are remote: tool calls are then "
         "regular activities, and every remote call is retried this many times at most.",
     )
+    max_repeated_tool_calls: int = Field(
+        default=0, description="Identical tool calls in a row that stop the run; 0: never."
+    )
 
 
 class SessionCarry(BaseModel):
@@ -112,6 +115,10 @@ class StepRef(BaseModel):
 
 class ModelStepResult(BaseModel):
     tool_calls: list[ToolCallRef]
+    empty: bool = Field(default=False, description="Neither text nor tool calls.")
+    calls_signature: str | None = Field(
+        default=None, description="A digest of the tool calls' names and arguments."
+    )
 
 
 TOKENS_TOPIC = "tokens"
