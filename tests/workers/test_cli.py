@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from tests.harness import Stack, free_port
+from tests.upstream import Reply, Upstream
 
 
 def loopline(*args: str, **environment: str) -> subprocess.CompletedProcess[str]:
@@ -96,6 +97,41 @@ async def test_batch_runs_a_jsonl_file_prints_a_summary_and_exports_runs(
         ("peru", 0),
         ("peru", 1),
     ]
+
+
+async def test_batch_takes_a_model_config_file_with_its_key_from_the_environment(
+    stack: Stack, upstream: Upstream, tmp_path: Path
+) -> None:
+    tasks = tmp_path / "tasks.jsonl"
+    task = {"slug": "peru", "scenario": "capital", "args": {"country": "Peru"}}
+    tasks.write_text(json.dumps({**task, "env": {"name": "trivia"}}))
+    name = "local-llama"
+    config = {"model": name, "base_url": upstream.openai_url, "api_key_env": "LOCAL_KEY"}
+    (tmp_path / "model.json").write_text(json.dumps({**config, "stream": False}))
+    upstream.plan(name, Reply(text="Lima."))
+
+    done = await asyncio.to_thread(
+        loopline,
+        "batch",
+        "--tasks",
+        str(tasks),
+        "--model",
+        str(tmp_path / "model.json"),
+        "--api-url",
+        stack.api_url,
+        "--api-key",
+        stack.api_key,
+        LOCAL_KEY="sk-local",
+    )
+
+    assert done.returncode == 0, done.stderr
+    table = {line.split()[0]: line.split() for line in done.stdout.splitlines() if line.strip()}
+    assert table["peru"][5] == "1.000", done.stdout
+    [request] = upstream.requests[name]
+    assert request.headers["authorization"] == "Bearer sk-local"
+
+    unset = loopline("batch", "--tasks", str(tasks), "--model", json.dumps(config))
+    assert unset.returncode == 2 and "api_key_env 'LOCAL_KEY' is not set" in unset.stderr
 
 
 def test_batch_with_a_bad_file_or_request_says_what_to_fix(stack: Stack, tmp_path: Path) -> None:

@@ -33,7 +33,12 @@ def add_batch_parser(commands: Any) -> None:
     source.add_argument("--tasks", type=Path, help="a JSONL file, one task per line")
     batch.add_argument("--rollouts", type=int, default=1, help="runs per task (default 1)")
     batch.add_argument("--max-parallel", type=int, default=10, help="runs at once (default 10)")
-    batch.add_argument("--model", default="scripted", help="'scripted' or 'provider/model'")
+    batch.add_argument(
+        "--model",
+        default="scripted",
+        help="'scripted', 'provider/model', or a model config as JSON or a JSON file "
+        "(base_url, tool_choice, ...; api_key_env names the variable holding its key)",
+    )
     batch.add_argument("--script", type=Path, help="JSON script of a 'scripted' model")
     batch.add_argument("--judge-model", help="judge of rubrics (default: the agent's model)")
     batch.add_argument("--judge-script", type=Path, help="JSON script of a 'scripted' judge")
@@ -84,7 +89,7 @@ def _request(args: argparse.Namespace) -> dict[str, Any]:
     body: dict[str, Any] = {
         "rollout_count": args.rollouts,
         "max_parallel": args.max_parallel,
-        "model": args.model,
+        "model": model_option(args.model),
         "max_steps": args.max_steps,
     }
     if args.taskset:
@@ -101,12 +106,43 @@ def _request(args: argparse.Namespace) -> dict[str, Any]:
     return body
 
 
-def _read_tasks(path: Path) -> list[dict[str, Any]]:
-    tasks = []
+def model_option(value: str) -> str | dict[str, Any]:
+    """--model as the API takes it: a name, or a config from JSON text or a JSON file whose
+    `api_key_env` is replaced by the key that variable holds here."""
+    if value.lstrip().startswith("{"):
+        config = _json_object(value, "--model")
+    elif value.endswith(".json") or Path(value).is_file():
+        config = _json_object(_read_text(Path(value)), value)
+    else:
+        return value
+    variable = config.pop("api_key_env", None)
+    if variable is not None:
+        if not isinstance(variable, str) or not os.environ.get(variable):
+            raise BatchCommandError(f"--model: api_key_env {variable!r} is not set here")
+        config["api_key"] = os.environ[variable]
+    return config
+
+
+def _json_object(text: str, source: str) -> dict[str, Any]:
     try:
-        lines = path.read_text().splitlines()
+        parsed = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise BatchCommandError(f"{source}: not JSON: {error.msg}") from error
+    if not isinstance(parsed, dict):
+        raise BatchCommandError(f"{source}: a model config is a JSON object")
+    return parsed
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text()
     except OSError as error:
         raise BatchCommandError(f"cannot read {path}: {error.strerror}") from error
+
+
+def _read_tasks(path: Path) -> list[dict[str, Any]]:
+    tasks = []
+    lines = _read_text(path).splitlines()
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
