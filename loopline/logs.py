@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal
 
 from temporalio import activity, workflow
@@ -71,12 +72,21 @@ def _run_id(workflow_id: str) -> dict[str, str]:
     return {} if run_id is None else {"run_id": run_id}
 
 
-def configure_logging(level: str, log_format: LogFormat) -> None:
+def configure_logging(level: str, log_format: LogFormat, *, log_file: Path | None = None) -> None:
+    """Log records of `level` and above to stderr; with `log_file`, to that file instead,
+    and only warnings and errors to stderr (a terminal shows what needs a look)."""
     json_lines = log_format == "json"
-    handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter() if json_lines else logging.Formatter(TEXT_FORMAT))
-    handler.addFilter(ScrubbingFilter(HELD))
-    logging.basicConfig(level=level, handlers=[handler], force=True)
+    formatter = JsonFormatter() if json_lines else logging.Formatter(TEXT_FORMAT)
+    terminal = logging.StreamHandler()
+    handlers: list[logging.Handler] = [terminal]
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_file))
+        terminal.setLevel(logging.WARNING)
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        handler.addFilter(ScrubbingFilter(HELD))
+    logging.basicConfig(level=level, handlers=handlers, force=True)
     # One INFO line per HTTP request the SDKs make: noise, and it names provider URLs.
     # Alembic names each of its plugins at every start; its migration lines stay.
     for chatty in ("httpx", "httpx2", "alembic.runtime.plugins"):

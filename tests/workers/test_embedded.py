@@ -88,6 +88,11 @@ def test_up_runs_the_demo_stops_cleanly_and_keeps_runs(tmp_path: Path) -> None:
     # France right in 3 rollouts of 3, Kenya in 1, Peru in none: pass@1 4/9, pass@3 2/3.
     assert summary["kenya"][-2:] == ["0.333", "1.000"]
     assert summary["all"][-2:] == ["0.444", "0.667"]
+    assert "9/9 ended" in output  # the demo batch's progress
+    # The terminal shows the banner and the demo; the logs are in the data dir.
+    assert not re.search(r" (INFO|DEBUG) |level=(INFO|ERROR)", output), output
+    logged = (tmp_path / "loopline.log").read_text()
+    assert "alembic.runtime.migration" in logged and "POST /v1/runs 201" in logged
     assert not listening(ports["temporal"]) and not listening(ports["api"])
 
     second = start_up(tmp_path, ports)

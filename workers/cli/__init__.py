@@ -28,7 +28,7 @@ from workers.cli.batch import (
 from workers.cli.demo import run_demo
 from workers.cli.keys import KeysCommandError, add_keys_parser, run_keys_command
 from workers.cli.shutdown import stop_on_signals
-from workers.cli.up import EmbeddedOptions, PortInUseError, run_embedded
+from workers.cli.up import LOG_FILE, EmbeddedOptions, PortInUseError, run_embedded
 from workers.serve import api_server, run_worker_until, serve_api_until
 
 
@@ -43,6 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--temporal-port", type=int, default=7233)
     up.add_argument("--ui-port", type=int, default=8233)
     up.add_argument("--demo", action="store_true", help="run the demo once the stack is up")
+    up.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show every log line here (default: warnings here, the rest in DATA_DIR/loopline.log)",
+    )
 
     commands.add_parser("worker", help="a worker, configured by LOOPLINE_* variables")
 
@@ -91,6 +96,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         temporal_port=args.temporal_port,
         ui_port=args.ui_port,
         demo=args.demo,
+        verbose=args.verbose,
     )
     return 0 if await run_embedded(options, settings, stop, plugins) else 1
 
@@ -99,7 +105,12 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     settings = get_settings()
     server = args.command in ("worker", "api")
-    configure_logging(settings.log_level, settings.log_format or ("json" if server else "text"))
+    quiet = args.command == "up" and not args.verbose
+    configure_logging(
+        settings.log_level,
+        settings.log_format or ("json" if server else "text"),
+        log_file=args.data_dir / LOG_FILE if quiet else None,
+    )
     try:
         code = asyncio.run(_run(args, settings))
     except (

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from workers.cli.batch import print_summary
+from workers.cli.batch import Progress, print_summary
 
 DEMO_RUNS: list[dict[str, Any]] = [
     {
@@ -101,10 +101,15 @@ async def run_batch(http: httpx.AsyncClient) -> dict[str, Any]:
     started = await http.post("/v1/batches", json=DEMO_BATCH)
     started.raise_for_status()
     batch_id = started.json()["batch_id"]
-    deadline = time.monotonic() + BATCH_WAIT_SECONDS
+    started_at = time.monotonic()
+    progress = Progress(sys.stdout)
+    print()
     while True:
         batch: dict[str, Any] = (await http.get(f"/v1/batches/{batch_id}")).json()
-        if batch["status"] in {"completed", "cancelled", "failed"} or time.monotonic() > deadline:
+        elapsed = time.monotonic() - started_at
+        progress.show(batch, elapsed)
+        if batch["status"] in {"completed", "cancelled", "failed"} or elapsed > BATCH_WAIT_SECONDS:
+            progress.done()
             print_summary(batch, sys.stdout)
             return batch
         await asyncio.sleep(0.2)

@@ -32,6 +32,8 @@ ONE_PARTITION = [
 
 
 LOCAL_KEY_NAME = "local (loopline up)"
+# In the data dir: what `loopline up` logs, unless --verbose shows it in the terminal.
+LOG_FILE = "loopline.log"
 
 
 class PortInUseError(OSError):
@@ -46,6 +48,7 @@ class EmbeddedOptions:
     temporal_port: int
     ui_port: int
     demo: bool
+    verbose: bool = False
 
 
 async def run_embedded(
@@ -69,7 +72,9 @@ async def run_embedded(
         search_attributes=SEARCH_ATTRIBUTES,
         dev_server_existing_path=temporal_binary(),
         dev_server_database_filename=str(options.data_dir / "temporal.db"),
-        dev_server_log_level="error",
+        # Its lines go to the terminal, and Ctrl-C reaches it before the worker has said
+        # goodbye: quiet unless asked for.
+        dev_server_log_level="error" if options.verbose else "never",
         dev_server_extra_args=ONE_PARTITION,
     )
     ui_url = f"http://{options.host}:{options.ui_port}"
@@ -100,6 +105,8 @@ async def run_embedded(
         print(f"  Temporal UI: {ui_url}")
         print(f"  API key:     {api_key}  (admin; kept in {options.data_dir / 'api-key'})")
         print(f"  Outbound:    {outbound_policy(settings).describe()}")
+        if not options.verbose:
+            print(f"  Logs:        {options.data_dir / LOG_FILE}  (--verbose shows them here)")
         print("  Ctrl-C stops everything.", flush=True)
         if options.demo:
             demo_ok = await run_demo(api_url, api_key)
