@@ -53,7 +53,8 @@ class Quirks:
     refuses_null_content: bool = False
     # Tools are not shown to the model unless `tool_choice` is sent: planned calls are lost.
     tools_need_choice: bool = False
-    # A streamed request with tool_choice "auto": the stream ends before its first chunk.
+    # A streamed request with tool_choice "auto": a 200 whose stream ends with no event (the
+    # server's handler raised "Automatic streaming tool choice is not supported").
     drops_streamed_tool_choice: bool = False
     # Streams carry no usage chunk, even when asked for one.
     no_stream_usage: bool = False
@@ -162,12 +163,7 @@ def _refused(body: dict[str, Any], quirks: Quirks) -> Response | None:
         and body.get("stream")
         and body.get("tool_choice") == "auto"
     ):
-
-        async def dropped() -> AsyncIterator[str]:
-            raise ValueError("Automatic streaming tool choice is not supported")
-            yield ""  # an async generator, as the server's stream is
-
-        return StreamingResponse(dropped(), media_type="text/event-stream")
+        return StreamingResponse(iter(()), media_type="text/event-stream")
     return None
 
 

@@ -11,6 +11,7 @@ from openai.lib.streaming.chat import ChatCompletionStreamState
 from openai.types.chat import ChatCompletion
 
 from activities.providers.base import Ask, Completion
+from activities.providers.errors import describe
 from loopline.models import (
     Message,
     ModelConfig,
@@ -27,6 +28,10 @@ AZURE_API_VERSION = "2024-10-21"
 # Self-hosted OpenAI-compatible servers (vLLM, Ollama, llama.cpp) mostly need no key, but
 # the SDK refuses to build a client without one.
 NO_KEY = "no-key-required"
+
+
+class EmptyStreamError(RuntimeError):
+    """A streamed answer with no chunk at all (llama.cpp's, when it cannot stream)."""
 
 
 class OpenAIChat:
@@ -52,7 +57,7 @@ class OpenAIChat:
                 raise
             # llama.cpp's function calling, for one, cannot stream a tool choice and drops
             # the connection: the same request unstreamed tells whether that was all.
-            reason = f"{type(error).__name__}: {error}".strip(": ")[:300]
+            reason = describe(error)[:300]
             completion = await self._unstreamed(request, reason)
             self._tools_unstreamable = reason
             return completion
@@ -62,11 +67,15 @@ class OpenAIChat:
         stream = await self._client.chat.completions.create(
             **request, stream=True, stream_options={"include_usage": True}
         )
+        chunks = 0
         async with stream:
             async for chunk in stream:
+                chunks += 1
                 state.handle_chunk(chunk)
                 if ask.on_text and chunk.choices and chunk.choices[0].delta.content:
                     ask.on_text(chunk.choices[0].delta.content)
+        if not chunks:
+            raise EmptyStreamError("the server's stream ended before its first chunk")
         return _completion(state.get_final_completion())
 
     async def _unstreamed(self, request: dict[str, Any], reason: str) -> Completion:
