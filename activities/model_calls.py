@@ -116,7 +116,7 @@ class ModelCaller:
                 ) from None
             raise mapped from None
         latency_ms = (time.perf_counter() - started) * 1000
-        usage = self._prices.priced(config.model, completion.usage)
+        usage = self._prices.priced(config.model, completion.usage, config.provider)
         _record_call(config, ask, latency_ms, usage)
         return Priced(completion.model_copy(update={"usage": usage}), latency_ms)
 

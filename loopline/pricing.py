@@ -1,13 +1,17 @@
-"""What model calls cost: a built-in price table that a deployment extends or overrides."""
+"""What model calls cost: a deployment's own prices first, then genai-prices (a maintained
+table of providers' list prices, shipped with the package, never fetched at run time),
+then a small built-in table for dated and suffixed names genai-prices does not match."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
+import genai_prices
 from pydantic import BaseModel, Field, TypeAdapter
 
-from loopline.models import SCRIPTED_MODEL, Usage
+from loopline.models import SCRIPTED_MODEL, Provider, Usage
 
 PER_MILLION = 1_000_000
 
@@ -19,7 +23,7 @@ class Price(BaseModel):
     output: float = Field(ge=0)
 
 
-# List prices in USD per million tokens, from the providers' pricing pages (2025).
+# The last resort, in USD per million tokens (providers' pages, 2025), matched by prefix.
 # Reasoning tokens are billed as output tokens and are already counted in them.
 BUILT_IN_PRICES: dict[str, Price] = {
     SCRIPTED_MODEL: Price(input=0, output=0),
@@ -46,31 +50,59 @@ BUILT_IN_PRICES: dict[str, Price] = {
 _PRICE_FILE = TypeAdapter(dict[str, Price])
 
 
+# Loopline's providers as genai-prices names them; custom servers are not looked up.
+GENAI_PROVIDERS: dict[Provider, str | None] = {
+    Provider.openai: "openai",
+    Provider.azure_openai: "azure",
+    Provider.anthropic: "anthropic",
+    Provider.aws_bedrock: "aws",
+    Provider.gcp: "google",
+    Provider.custom: None,
+}
+
+
+@dataclass(frozen=True)
+class _Names:
+    """Prices by name, and by the longest known name a dated version starts with."""
+
+    prices: dict[str, Price]
+
+    def find(self, name: str) -> Price | None:
+        if name in self.prices:
+            return self.prices[name]
+        for known in sorted(self.prices, key=len, reverse=True):
+            if name.startswith(known):
+                return self.prices[known]
+        return None
+
+
 class PriceTable:
-    def __init__(self, prices: dict[str, Price]) -> None:
-        self._prices = prices
-        # Longest names first, so that "gpt-4o-mini-2024-07-18" is priced as gpt-4o-mini.
-        self._by_length = sorted(prices, key=len, reverse=True)
+    def __init__(self, overrides: dict[str, Price], fallback: dict[str, Price]) -> None:
+        self._overrides = _Names(overrides)
+        self._fallback = _Names(fallback)
 
     @classmethod
     def load(cls, overrides_file: str | None) -> PriceTable:
-        prices = dict(BUILT_IN_PRICES)
+        overrides: dict[str, Price] = {SCRIPTED_MODEL: Price(input=0, output=0)}
         if overrides_file:
-            prices.update(_PRICE_FILE.validate_python(json.loads(Path(overrides_file).read_text())))
-        return cls(prices)
+            text = Path(overrides_file).read_text()
+            overrides.update(_PRICE_FILE.validate_python(json.loads(text)))
+        return cls(overrides, BUILT_IN_PRICES)
 
     def price_of(self, model: str) -> Price | None:
-        """The price of `model` or of the longest known name it starts with (dated versions)."""
+        """The deployment's price of `model`, else the built-in fallback's, each also for
+        dated versions of a known name."""
         name = model.rsplit("/", 1)[-1]
-        if name in self._prices:
-            return self._prices[name]
-        for known in self._by_length:
-            if name.startswith(known):
-                return self._prices[known]
-        return None
+        return self._overrides.find(name) or self._fallback.find(name)
 
-    def priced(self, model: str, usage: Usage) -> Usage:
-        price = self.price_of(model)
+    def priced(self, model: str, usage: Usage, provider: Provider = Provider.custom) -> Usage:
+        """`usage` with its cost: the deployment's price, genai-prices' (for the call's own
+        token counts, so tiered prices hold), or the fallback's; else counted unpriced."""
+        name = model.rsplit("/", 1)[-1]
+        price = self._overrides.find(name)
+        if price is None and (costs := _maintained_costs(name, provider, usage)) is not None:
+            return usage.model_copy(update={"prompt_cost": costs[0], "output_cost": costs[1]})
+        price = price or self._fallback.find(name)
         if price is None:
             return usage.model_copy(update={"unpriced_calls": usage.model_calls})
         return usage.model_copy(
@@ -79,3 +111,22 @@ class PriceTable:
                 "output_cost": usage.completion_tokens * price.output / PER_MILLION,
             }
         )
+
+
+def _maintained_costs(name: str, provider: Provider, usage: Usage) -> tuple[float, float] | None:
+    """genai-prices' input and output cost of one call; None for a model it does not know or
+    a self-hosted server (`custom`), which has no list price."""
+    provider_id = GENAI_PROVIDERS.get(provider)
+    if provider_id is None:
+        return None
+    try:
+        calculation = genai_prices.calc_price(
+            genai_prices.Usage(
+                input_tokens=usage.prompt_tokens, output_tokens=usage.completion_tokens
+            ),
+            model_ref=name,
+            provider_id=provider_id,
+        )
+    except LookupError:
+        return None
+    return float(calculation.input_price), float(calculation.output_price)
