@@ -55,8 +55,8 @@ class OpenAIChat:
         except Exception as error:
             if not ask.tools or not _may_be_streaming(error):
                 raise
-            # llama.cpp's function calling, for one, cannot stream a tool choice and drops
-            # the connection: the same request unstreamed tells whether that was all.
+            # llama.cpp's function calling, for one, cannot stream a tool choice and answers
+            # with an empty stream: the same request unstreamed tells whether that was all.
             reason = describe(error)[:300]
             completion = await self._unstreamed(request, reason)
             self._tools_unstreamable = reason
@@ -147,8 +147,10 @@ def _tool_choice(config: ModelConfig) -> str | dict[str, Any] | None:
 
 
 def _may_be_streaming(error: Exception) -> bool:
-    """Whether a failed streamed call may have failed for being streamed: not a refusal of
-    the key, the model or the rate, which an unstreamed call would get as well."""
+    """Whether a failed streamed call may have failed for being streamed: not a timeout, nor
+    a refusal of the key, the model or the rate, which an unstreamed call would get too."""
+    if "Timeout" in type(error).__name__:
+        return False
     status = getattr(error, "status_code", None)
     return status is None or status not in {401, 403, 404, 408, 409, 429}
 
