@@ -58,7 +58,12 @@ class OpenAIChat:
             # llama.cpp's function calling, for one, cannot stream a tool choice and answers
             # with an empty stream: the same request unstreamed tells whether that was all.
             reason = describe(error)[:300]
-            completion = await self._unstreamed(request, reason)
+            try:
+                completion = await self._unstreamed(request, reason)
+            except openai.APIConnectionError:
+                # The server may have closed the failed stream's connection while it sat
+                # in the pool: once more, on a new one.
+                completion = await self._unstreamed(request, reason)
             self._tools_unstreamable = reason
             return completion
 
