@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -224,7 +225,14 @@ async def test_a_server_that_stops_mid_run_fails_the_run_clearly(
     await doomed_shop.start()
 
     assert run["status"] == "failed"
-    assert "tool view_cart: cannot reach the server of environment 'doomed-shop'" in run["error"]
+    # The server may stop before add_item's answer is back: that call is then the one that
+    # cannot reach it on its retry.
+    reached = re.search(
+        r"tool (add_item|view_cart): cannot reach the server of environment "
+        r"'doomed-shop'",
+        run["error"],
+    )
+    assert reached, run["error"]
 
 
 async def test_a_server_that_lost_the_session_fails_the_run_instead_of_a_wrong_reward(
