@@ -159,9 +159,7 @@ def _read_json(path: Path | None) -> Any:
     if path is None:
         return None
     try:
-        return json.loads(path.read_text())
-    except OSError as error:
-        raise BatchCommandError(f"cannot read {path}: {error.strerror}") from error
+        return json.loads(_read_text(path))
     except json.JSONDecodeError as error:
         raise BatchCommandError(f"{path}: not JSON: {error.msg}") from error
 
