@@ -35,7 +35,7 @@ with workflow.unsafe.imports_passed_through():
 
     from tests.api.test_batches import wait_for_batch
     from tests.harness import Stack, answer_step, dev_server
-    from workers.cli.up import ONE_PARTITION
+    from workers.cli.up import DEV_SERVER_TUNING
 
 STEP = timedelta(seconds=30)
 
@@ -131,7 +131,7 @@ async def bare_batch(client: Client, rollouts: int, max_parallel: int) -> float:
 
 async def main(rollouts: int, max_parallel: int, largest: int) -> None:
     server = await dev_server(
-        dev_server_extra_args=ONE_PARTITION,
+        dev_server_extra_args=DEV_SERVER_TUNING,
         dev_server_log_level="error",
     )
     address = server.client.service_client.config.target_host

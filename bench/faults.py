@@ -15,11 +15,11 @@ from pathlib import Path
 
 from tests.fault_trial import fault_trial
 from tests.harness import Stack, dev_server
-from workers.cli.up import ONE_PARTITION
+from workers.cli.up import DEV_SERVER_TUNING
 
 
 async def main(runs: int, kills: int, kill_every: float, step_delay: float) -> None:
-    server = await dev_server(dev_server_extra_args=ONE_PARTITION, dev_server_log_level="error")
+    server = await dev_server(dev_server_extra_args=DEV_SERVER_TUNING, dev_server_log_level="error")
     try:
         with tempfile.TemporaryDirectory() as workdir:
             stack = Stack(

@@ -21,7 +21,7 @@ from temporalio.worker import Worker
 
 with workflow.unsafe.imports_passed_through():
     from loopline.temporal import temporal_binary
-    from workers.cli.up import ONE_PARTITION
+    from workers.cli.up import DEV_SERVER_TUNING
 
 
 @activity.defn
@@ -42,7 +42,7 @@ class LocalActivityFloor:
 
 async def main(count: int) -> None:
     server = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal_binary(), dev_server_extra_args=ONE_PARTITION
+        dev_server_existing_path=temporal_binary(), dev_server_extra_args=DEV_SERVER_TUNING
     )
     try:
         async with Worker(

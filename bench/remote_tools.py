@@ -44,7 +44,7 @@ from loopline.store import TraceStore, open_stores
 from loopline.store.rows import NewRun
 from tests.harness import dev_server
 from tests.servers.processes import ShopServer
-from workers.cli.up import ONE_PARTITION
+from workers.cli.up import DEV_SERVER_TUNING
 from workers.worker import WorkerParts, build_worker
 from workflows.contract.names import initial_search_attributes, run_workflow_id
 from workflows.contract.payloads import RunInput
@@ -148,7 +148,7 @@ async def main(calls: int, repeats: int) -> None:
                 name="mcp-stdio-shop", transport=RemoteTransport.mcp_stdio, command=stdio
             ),
         ]
-        server = await dev_server(dev_server_extra_args=ONE_PARTITION)
+        server = await dev_server(dev_server_extra_args=DEV_SERVER_TUNING)
         try:
             async with (
                 open_stores(f"sqlite:///{Path(folder) / 'bench.db'}") as stores,

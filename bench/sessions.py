@@ -37,7 +37,7 @@ from tests.harness import (
     tool_step,
     wait_for_run,
 )
-from workers.cli.up import ONE_PARTITION
+from workers.cli.up import DEV_SERVER_TUNING
 
 
 async def sse_latency(api: httpx.AsyncClient, steps: int) -> list[float]:
@@ -113,7 +113,7 @@ async def suspended_memory(stack: Stack, api: httpx.AsyncClient, count: int) -> 
 
 async def main(messages: int, suspended: int) -> None:
     server = await dev_server(
-        dev_server_extra_args=ONE_PARTITION,
+        dev_server_extra_args=DEV_SERVER_TUNING,
         dev_server_log_level="error",
     )
     address = server.client.service_client.config.target_host

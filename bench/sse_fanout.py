@@ -41,7 +41,7 @@ from pathlib import Path
 import httpx
 
 from tests.harness import Stack, dev_server, session_body, sse_events, start_runs
-from workers.cli.up import ONE_PARTITION
+from workers.cli.up import DEV_SERVER_TUNING
 
 GOAL_EVENT_P99_MS = 1000.0
 GOAL_POST_P99_MS = 100.0
@@ -381,7 +381,7 @@ async def on_stack(
     scenarios: Sequence[Callable[[Stack, httpx.AsyncClient, Window, Args], Awaitable[Scenario]]],
     args: Args,
 ) -> None:
-    server = await dev_server(dev_server_extra_args=ONE_PARTITION, dev_server_log_level="error")
+    server = await dev_server(dev_server_extra_args=DEV_SERVER_TUNING, dev_server_log_level="error")
     try:
         with tempfile.TemporaryDirectory() as workdir:
             stack = Stack(

@@ -51,7 +51,7 @@ from loopline.settings import DEFAULT_ENVIRONMENT_MODULES
 from loopline.store import TraceStore, open_stores
 from loopline.store.rows import NewRun
 from tests.harness import dev_server
-from workers.cli.up import ONE_PARTITION
+from workers.cli.up import DEV_SERVER_TUNING
 from workers.worker import WorkerParts, build_worker
 from workflows.contract.names import initial_search_attributes, run_workflow_id
 from workflows.contract.payloads import (
@@ -191,7 +191,7 @@ async def main(steps: int, repeats: int) -> None:
             plain = [await plain_loop(registry, script) for _ in range(repeats)]
             stored = [await store_loop(store, registry, script) for _ in range(repeats)]
             server = await dev_server(
-                dev_server_extra_args=ONE_PARTITION,
+                dev_server_extra_args=DEV_SERVER_TUNING,
             )
             try:
                 parts = WorkerParts(

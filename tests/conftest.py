@@ -13,13 +13,13 @@ from temporalio.testing import WorkflowEnvironment
 
 from tests.harness import Stack, dev_server
 from tests.upstream import Upstream
-from workers.cli.up import ONE_PARTITION
+from workers.cli.up import DEV_SERVER_TUNING
 
 
 @pytest.fixture(scope="session")
 async def temporal() -> AsyncIterator[WorkflowEnvironment]:
     server = await dev_server(
-        dev_server_extra_args=ONE_PARTITION,
+        dev_server_extra_args=DEV_SERVER_TUNING,
     )
     yield server
     await server.shutdown()

@@ -27,7 +27,7 @@ from tests.harness import (
     tool_step,
     wait_for_run,
 )
-from workers.cli.up import ONE_PARTITION
+from workers.cli.up import DEV_SERVER_TUNING
 
 CHROMIUM = shutil.which("chromium")
 ARTIFACTS = Path(__file__).parent.parent / "artifacts"
@@ -41,7 +41,7 @@ pytestmark = pytest.mark.skipif(
 async def ui_stack(tmp_path: Path) -> AsyncIterator[tuple[Stack, str]]:
     """A dev server of its own, serving the UI, with an API and a worker on it."""
     ui_port = free_port()
-    server = await dev_server(ui=True, ui_port=ui_port, dev_server_extra_args=ONE_PARTITION)
+    server = await dev_server(ui=True, ui_port=ui_port, dev_server_extra_args=DEV_SERVER_TUNING)
     stack = Stack(
         temporal_address=server.client.service_client.config.target_host, workdir=tmp_path
     )

@@ -26,7 +26,7 @@ from tests.api.test_batches import CAPITAL_TASKS, wait_for_batch
 from tests.api.test_client_tools import client_tool_body
 from tests.harness import Stack, answer_step, dev_server, run_body, tool_step, wait_for_run
 from workers.cli.demo import DEMO_RUNS
-from workers.cli.up import ONE_PARTITION
+from workers.cli.up import DEV_SERVER_TUNING
 from workflows.contract.names import batch_workflow_id
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -127,7 +127,7 @@ async def save(client: Client, name: str, workflow_id: str) -> None:
 
 async def main() -> None:
     server = await dev_server(
-        dev_server_extra_args=ONE_PARTITION,
+        dev_server_extra_args=DEV_SERVER_TUNING,
         dev_server_log_level="error",
     )
     HISTORIES.mkdir(exist_ok=True)

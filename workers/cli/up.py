@@ -21,13 +21,23 @@ from workers.cli.demo import run_demo
 from workers.serve import api_server, run_worker_until, serve_api_until
 from workflows.contract.names import SEARCH_ATTRIBUTES
 
-# One task-queue partition: measured here to raise throughput of many concurrent short runs
-# on a single dev server (DESIGN.md, performance facts).
-ONE_PARTITION = [
+# The dev server's settings for an agent's short steps (DESIGN.md, performance facts):
+# - one task-queue partition raises throughput of many concurrent short runs;
+# - the history service reads its transfer queue (how every new workflow or activity task
+#   reaches its task queue) at most 20 times a second by default, per shard, and the dev
+#   server has one shard: after a burst of 20, every regular-activity step of a run then
+#   waited ~40 ms. 1,000 reads a second take a step from ~41 ms to ~7 ms
+#   (bench/activity_roundtrip.py). The timer queue has the same default, for timers and
+#   retry backoffs.
+DEV_SERVER_TUNING = [
     "--dynamic-config-value",
     "matching.numTaskqueueReadPartitions=1",
     "--dynamic-config-value",
     "matching.numTaskqueueWritePartitions=1",
+    "--dynamic-config-value",
+    "history.transferProcessorMaxPollRPS=1000",
+    "--dynamic-config-value",
+    "history.timerProcessorMaxPollRPS=1000",
 ]
 
 
@@ -75,7 +85,7 @@ async def run_embedded(
         # Its lines go to the terminal, and Ctrl-C reaches it before the worker has said
         # goodbye: quiet unless asked for.
         dev_server_log_level="error" if options.verbose else "never",
-        dev_server_extra_args=ONE_PARTITION,
+        dev_server_extra_args=DEV_SERVER_TUNING,
     )
     ui_url = f"http://{options.host}:{options.ui_port}"
     settings = base.model_copy(
