@@ -14,6 +14,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from api.services.access import Access, Caller, Need
@@ -65,6 +66,14 @@ class RunListing:
     status: RunStatus | None = None
     batch_id: str | None = None
     task: str | None = None
+    model: str | None = None
+    taskset_id: str | None = None
+    tag: str | None = None
+    min_reward: float | None = None
+    max_reward: float | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    run_id_prefix: str | None = None
 
 
 @dataclass(frozen=True)
@@ -197,6 +206,14 @@ class RunService:
             status=listing.status,
             batch_id=listing.batch_id,
             task=task,
+            model=listing.model,
+            taskset_id=listing.taskset_id,
+            tag=listing.tag,
+            min_reward=listing.min_reward,
+            max_reward=listing.max_reward,
+            created_after=listing.created_after,
+            created_before=listing.created_before,
+            run_id_prefix=listing.run_id_prefix,
         )
         total, views = await self.stores.runs.list_runs(where, limit=limit, offset=offset)
         return RunPage(total=total, limit=limit, offset=offset, runs=[self._view(v) for v in views])

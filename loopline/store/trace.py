@@ -7,13 +7,15 @@ gets the next sequence number of its run, so readers page and resume by (run_id,
 
 from __future__ import annotations
 
+import json
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy import Select, String, cast, func, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -82,6 +84,14 @@ class RunFilter:
     status: RunStatus | None = None
     batch_id: str | None = None
     task: tuple[str, str] | None = None
+    model: str | None = None
+    taskset_id: str | None = None
+    tag: str | None = None
+    min_reward: float | None = None
+    max_reward: float | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    run_id_prefix: str | None = None
 
 
 @dataclass(frozen=True)
@@ -483,10 +493,31 @@ def _run_conditions(where: RunFilter) -> list[Any]:
         (runs.c.environment, where.environment),
         (runs.c.scenario, where.scenario),
         (runs.c.status, where.status.value if where.status else None),
+        (runs.c.model, where.model),
     ):
         if value:
             conditions.append(column == value)
+    if where.taskset_id:
+        conditions.append(runs.c.spec["taskset_id"].as_string() == where.taskset_id)
+    if where.tag:
+        # The tags are a JSON list in the spec: match the tag's JSON text, on every database.
+        quoted = _like_literal(json.dumps(where.tag))
+        conditions.append(cast(runs.c.spec["tags"], String).like(f"%{quoted}%", escape="\\"))
+    if where.run_id_prefix:
+        conditions.append(runs.c.run_id.like(f"{_like_literal(where.run_id_prefix)}%", escape="\\"))
+    for column, bound, compare in (
+        (runs.c.reward, where.min_reward, operator.ge),
+        (runs.c.reward, where.max_reward, operator.le),
+        (runs.c.created_at, where.created_after, operator.ge),
+        (runs.c.created_at, where.created_before, operator.le),
+    ):
+        if bound is not None:
+            conditions.append(compare(column, bound))
     return conditions
+
+
+def _like_literal(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _events_query(run_id: str, where: EventFilter) -> Select[Any]:

@@ -56,12 +56,31 @@ async def list_runs(
     scenario: str | None = None,
     status: RunStatus | None = None,
     batch_id: str | None = None,
+    model: Annotated[str | None, Query(description="The model as the run was started")] = None,
+    taskset_id: str | None = None,
+    tag: Annotated[str | None, Query(description="Runs that carry this tag")] = None,
+    min_reward: Annotated[float | None, Query(ge=-1e12, le=1e12)] = None,
+    max_reward: Annotated[float | None, Query(ge=-1e12, le=1e12)] = None,
+    created_after: IsoDateTime | None = None,
+    created_before: IsoDateTime | None = None,
+    run_id_prefix: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Offset = 0,
 ) -> RunPage:
     """Runs, newest first."""
     listing = RunListing(
-        environment=environment, scenario=scenario, status=status, batch_id=batch_id
+        environment=environment,
+        scenario=scenario,
+        status=status,
+        batch_id=batch_id,
+        model=model,
+        taskset_id=taskset_id,
+        tag=tag,
+        min_reward=min_reward,
+        max_reward=max_reward,
+        created_after=created_after,
+        created_before=created_before,
+        run_id_prefix=run_id_prefix,
     )
     return await svc.runs.list_runs(who, listing, limit=limit, offset=offset)
 

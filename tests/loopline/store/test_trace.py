@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import BaseModel
@@ -17,7 +18,9 @@ from sqlalchemy.exc import OperationalError
 from loopline.models import EventFilter, EventType, RunSpec, Usage
 from loopline.store import TraceStore, open_stores
 from loopline.store.columns import decode_nul, encode_nul
+from loopline.store.database import utcnow
 from loopline.store.rows import NewRun
+from loopline.store.trace import RunFilter
 
 SPEC = RunSpec(environment="e", scenario="s", args={}, model="scripted", max_steps=5)
 
@@ -113,3 +116,36 @@ def test_nul_escaping_is_reversible(text: str) -> None:
     stored = encode_nul(text)
     assert "\x00" not in stored
     assert decode_nul(stored) == text
+
+
+async def test_runs_are_listed_by_model_tag_taskset_reward_time_and_id(
+    store: TraceStore,
+) -> None:
+    tagged = SPEC.model_copy(
+        update={"model": "openai/gpt-x", "tags": ["nightly", "50%_off"], "taskset_id": "ts-1"}
+    )
+    assert await store.create_run(NewRun("r2", "hash", tagged)) is None
+    cutoff = utcnow()
+    assert (
+        await store.create_run(NewRun("x3", "hash", SPEC.model_copy(update={"tags": ["n"]})))
+        is None
+    )
+    for run_id, reward in (("r1", 0.2), ("r2", 0.9)):
+        await store.record(run_id, "reward", EventType.reward, {}, run_fields={"reward": reward})
+
+    async def listed(**where: Any) -> list[str]:
+        _, views = await store.list_runs(RunFilter(**where), limit=10, offset=0)
+        return sorted(view.run_id for view in views)
+
+    assert await listed(model="openai/gpt-x") == ["r2"]
+    assert await listed(tag="nightly") == ["r2"]
+    # LIKE's wildcards in a tag are matched as themselves, and a tag is matched whole.
+    assert await listed(tag="50%_off") == ["r2"]
+    assert await listed(tag="5%") == [] and await listed(tag="night") == []
+    assert await listed(taskset_id="ts-1") == ["r2"]
+    assert await listed(min_reward=0.5) == ["r2"]
+    assert await listed(max_reward=0.5) == ["r1"]
+    assert await listed(created_after=cutoff) == ["x3"]
+    assert await listed(created_before=cutoff) == ["r1", "r2"]
+    assert await listed(run_id_prefix="r") == ["r1", "r2"]
+    assert await listed(run_id_prefix="_") == []
