@@ -21,6 +21,7 @@ from activities.base import StoreActivities, remote_call_meta
 from activities.errors import permanent, remote_failure
 from activities.heartbeats import heartbeating
 from loopline.environment import ToolContext, ToolError
+from loopline.environment.changes import StateChanges, state_changes
 from loopline.environment.remote import schema_problem
 from loopline.environment.tools import Tool
 from loopline.environment.toolservers import InvalidToolCall, ToolServer, ToolServerError
@@ -62,11 +63,15 @@ class ToolActivities(StoreActivities):
         message = Message(
             role="tool", content=content, tool_call_id=call.id, name=call.name, is_error=is_error
         )
+        data = {**message.model_dump(), "outcome": outcome.model_dump()}
+        changes = None if is_error or state is None else _changes(snapshot.state, state)
+        if changes is not None:
+            data["state_changes"] = changes.model_dump(mode="json")
         recorded, _ = await self.store.record(
             request.run_id,
             key,
             EventType.message,
-            {**message.model_dump(), "outcome": outcome.model_dump()},
+            data,
             state=None if is_error else state,
             run_fields={"answer": content} if stop else None,
         )
@@ -93,6 +98,10 @@ class ToolActivities(StoreActivities):
         except ToolServerError as error:
             raise remote_failure(f"tool {call.name}", error) from error
         return outcome.text, outcome.is_error
+
+
+def _changes(before: dict[str, Any] | None, after: BaseModel) -> StateChanges | None:
+    return state_changes(before, after.model_dump(mode="json"))
 
 
 def _within_limit(call: ToolCall, content: str, is_error: bool) -> tuple[str, bool]:
