@@ -11,10 +11,12 @@ from fastapi import FastAPI
 from temporalio.client import Client
 
 from api.http.dialects import ROUTERS
+from api.http.docs import install_docs
 from api.http.errors import ERROR_DESCRIPTIONS, install_error_handlers
 from api.http.limits import BodyLimits
 from api.http.observability import RequestObserver
 from api.http.routes import artifacts, batches, commands, environments, keys, runs, tasksets
+from api.http.ui import error_page, install_viewer
 from api.services import running_services
 from loopline.settings import Settings
 
@@ -43,8 +45,10 @@ def create_app(settings: Settings, temporal: Client) -> FastAPI:
         version="0.1.0",
         description="Durable LLM agent runs on Temporal.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
-    install_error_handlers(app)
+    install_error_handlers(app, error_page)
     app.add_middleware(BodyLimits, max_bytes=settings.max_request_bytes)
     app.add_middleware(RequestObserver, tracing=settings.otel_endpoint is not None)
     refusals: dict[int | str, dict[str, Any]] = {
@@ -52,6 +56,9 @@ def create_app(settings: Settings, temporal: Client) -> FastAPI:
     }
     for router in (*NATIVE_ROUTERS, *ROUTERS):
         app.include_router(router, responses=refusals)
+
+    install_docs(app)
+    install_viewer(app)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

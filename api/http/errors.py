@@ -8,13 +8,13 @@ an answer can always be written (a number like NaN in the input comes back as te
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from api.services.errors import (
     Conflict,
@@ -96,17 +96,27 @@ def validation_problems(error: RequestValidationError) -> list[dict[str, Any]]:
     return encoded
 
 
-def install_error_handlers(app: FastAPI) -> None:
+# A page of its own for a refusal of a request that wants one (the viewer's), else None.
+ErrorPage = Callable[[Request, Exception, int], Response | None]
+
+
+def install_error_handlers(app: FastAPI, error_page: ErrorPage | None = None) -> None:
+    def page_for(request: Request, error: Exception, status: int) -> Response | None:
+        return None if error_page is None else error_page(request, error, status)
+
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, error: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, error: RequestValidationError) -> Response:
+        page = page_for(request, error, 422)
+        if page is not None:
+            return page
         return JSONResponse(status_code=422, content={"detail": validation_problems(error)})
+
+    async def _service_error(request: Request, error: Exception) -> Response:
+        status = status_of(error)
+        return page_for(request, error, status) or error_response(error, status)
 
     for kind, _status in STATUS:
         app.add_exception_handler(kind, _service_error)
-
-
-async def _service_error(_: Request, error: Exception) -> JSONResponse:
-    return error_response(error)
 
 
 def _without_secrets(value: Any) -> Any:

@@ -25,6 +25,7 @@ from api.services.runs import RunService, RunSettings
 from api.services.signing import Signer
 from api.services.task_runs import TaskRunService
 from api.services.tasksets import TasksetService
+from api.services.viewer import ViewerSessions
 from api.services.workflows import Workflows
 from loopline.blobs import open_blob_store
 from loopline.environment.registry import Registry
@@ -48,6 +49,7 @@ class Services:
     keys: KeyService
     task_runs: TaskRunService
     reconciler: Reconciler
+    viewer: ViewerSessions
 
 
 def build_services(
@@ -82,6 +84,7 @@ def build_services(
             workflows,
             ReconcileSettings(session_history_limit=settings.session_history_limit),
         ),
+        viewer=ViewerSessions.from_box(access, box),
     )
 
 

@@ -82,6 +82,9 @@ def test_up_runs_the_demo_stops_cleanly_and_keeps_runs(tmp_path: Path) -> None:
     assert code == 0
     assert f"http://127.0.0.1:{ports['api']}/docs" in output
     assert f"http://127.0.0.1:{ports['ui']}" in output
+    assert f"http://127.0.0.1:{ports['api']}/ui " in output
+    viewer_links = re.findall(r"Viewer: +(http://\S+/ui/(?:runs|batches)/\w+)", output)
+    assert len(viewer_links) == 3  # the two demo runs and the demo batch
     key = local_key(output)
     assert "reward 1.0" in output and "issue_refund(" in output
     summary = {line.split()[0]: line.split() for line in output.splitlines() if line.strip()}
@@ -104,5 +107,9 @@ def test_up_runs_the_demo_stops_cleanly_and_keeps_runs(tmp_path: Path) -> None:
         runs = httpx.get(url, headers={"Authorization": f"Bearer {key}"}, timeout=30).json()
         assert runs["total"] == 2 + 9  # the two demo runs and the demo batch's
         assert {run["status"] for run in runs["runs"]} == {"completed"}
+        headers = {"Authorization": f"Bearer {key}"}
+        for link in viewer_links:
+            page = httpx.get(link, headers=headers, timeout=30)
+            assert page.status_code == 200 and link.rsplit("/", 1)[1] in page.text
     finally:
         assert stop(second) == 0

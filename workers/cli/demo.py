@@ -91,13 +91,13 @@ async def run_demo(api_url: str, api_key: str | None) -> bool:
             response = await http.get(f"/v1/runs/{run_id}", params={"include_trajectory": True})
             response.raise_for_status()
             run = response.json()
-            print_run(run)
+            print_run(run, api_url)
             all_rewarded = all_rewarded and run["reward"] == 1.0
-        batch = await run_batch(http)
+        batch = await run_batch(http, api_url)
     return all_rewarded and batch["status"] == "completed"
 
 
-async def run_batch(http: httpx.AsyncClient) -> dict[str, Any]:
+async def run_batch(http: httpx.AsyncClient, api_url: str) -> dict[str, Any]:
     started = await http.post("/v1/batches", json=DEMO_BATCH)
     started.raise_for_status()
     batch_id = started.json()["batch_id"]
@@ -111,17 +111,19 @@ async def run_batch(http: httpx.AsyncClient) -> dict[str, Any]:
         if batch["status"] in {"completed", "cancelled", "failed"} or elapsed > BATCH_WAIT_SECONDS:
             progress.done()
             print_summary(batch, sys.stdout)
+            print(f"  Viewer: {api_url}/ui/batches/{batch_id}")
             return batch
         await asyncio.sleep(0.2)
 
 
-def print_run(run: dict[str, Any]) -> None:
+def print_run(run: dict[str, Any], api_url: str) -> None:
     print(f"\nrun {run['run_id']}  {run['environment']}/{run['scenario']} · model {run['model']}")
     for event in run["trajectory"] or []:
         print(f"  {event['seq']:>3}  {describe_event(event)}")
     print(
         f"  => {run['status']} ({run['stop_reason']}), reward {run['reward']}, {run['steps']} steps"
     )
+    print(f"     Viewer:      {api_url}/ui/runs/{run['run_id']}")
     if run.get("temporal_ui_url"):
         print(f"     Temporal UI: {run['temporal_ui_url']}")
 

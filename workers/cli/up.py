@@ -111,6 +111,7 @@ async def run_embedded(
             await serving
             return False
         print(f"Loopline is up (data in {options.data_dir.resolve()})")
+        print(f"  Viewer:      {api_url}/ui  (sign in with the API key below)")
         print(f"  API docs:    {api_url}/docs")
         print(f"  Temporal UI: {ui_url}")
         print(f"  API key:     {api_key}  (admin; kept in {options.data_dir / 'api-key'})")

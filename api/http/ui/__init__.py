@@ -1,0 +1,67 @@
+"""The viewer: runs, sessions and batches in the browser, served by the API under /ui.
+
+Server-rendered pages (Jinja2) with a little JavaScript, so `pip install` is all it needs.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from api.http.ui.auth import SESSION_COOKIE, SignInNeeded
+from api.http.ui.pages import HERE, page, router
+from api.services.errors import ServiceError, Unauthenticated
+
+PREFIX = "/ui"
+HEADINGS = {
+    401: "Sign in needed",
+    403: "Not allowed",
+    404: "Not found",
+    409: "Not now",
+    413: "Too large",
+    422: "Not understood",
+    503: "Temporal is not reachable",
+}
+
+
+def install_viewer(app: FastAPI) -> None:
+    app.include_router(router)
+    app.mount(f"{PREFIX}/static", StaticFiles(directory=HERE / "static"), name="viewer-static")
+
+
+def error_page(request: Request, error: Exception, status: int) -> Response | None:
+    """The viewer's answer to a refusal: sign-in for a browser without a valid session,
+    else a page that says what went wrong; None outside the viewer."""
+    path = request.url.path
+    if path != PREFIX and not path.startswith(f"{PREFIX}/"):
+        return None
+    message = error.message if isinstance(error, ServiceError) else _validation_text(error)
+    if path == f"{PREFIX}/login":
+        return page(request, "login.html", status, next="/ui/runs", viewer=None, message=message)
+    came_by_cookie = SESSION_COOKIE in request.cookies and "authorization" not in request.headers
+    signed_out = isinstance(error, SignInNeeded) or (
+        isinstance(error, Unauthenticated) and came_by_cookie
+    )
+    if signed_out and request.method == "GET":
+        return RedirectResponse(f"{PREFIX}/login?next={path}", status_code=303)
+    heading = HEADINGS.get(status, "Refused")
+    return page(
+        request,
+        "error.html",
+        status,
+        viewer=None,
+        status_code=status,
+        heading=heading,
+        message=message,
+    )
+
+
+def _validation_text(error: Exception) -> str:
+    errors = getattr(error, "errors", None)
+    if not callable(errors):
+        return str(error)
+    return "; ".join(
+        f"{'.'.join(str(part) for part in item.get('loc', ()))}: {item.get('msg', '')}"
+        for item in errors()
+    )
