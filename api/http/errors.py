@@ -13,8 +13,10 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
 
 from api.services.errors import (
     Conflict,
@@ -117,6 +119,11 @@ def install_error_handlers(app: FastAPI, error_page: ErrorPage | None = None) ->
 
     for kind, _status in STATUS:
         app.add_exception_handler(kind, _service_error)
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, error: HTTPException) -> Response:
+        page = page_for(request, error, error.status_code)
+        return page or await http_exception_handler(request, error)
 
 
 def _without_secrets(value: Any) -> Any:

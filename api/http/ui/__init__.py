@@ -5,9 +5,12 @@ Server-rendered pages (Jinja2) with a little JavaScript, so `pip install` is all
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
 
 from api.http.ui.auth import SESSION_COOKIE, SignInNeeded
 from api.http.ui.pages import HERE, page, router
@@ -36,7 +39,7 @@ def error_page(request: Request, error: Exception, status: int) -> Response | No
     path = request.url.path
     if path != PREFIX and not path.startswith(f"{PREFIX}/"):
         return None
-    message = error.message if isinstance(error, ServiceError) else _validation_text(error)
+    message = _text_of(error)
     if path == f"{PREFIX}/login":
         return page(request, "login.html", status, next="/ui/runs", viewer=None, message=message)
     came_by_cookie = SESSION_COOKIE in request.cookies and "authorization" not in request.headers
@@ -44,7 +47,7 @@ def error_page(request: Request, error: Exception, status: int) -> Response | No
         isinstance(error, Unauthenticated) and came_by_cookie
     )
     if signed_out and request.method == "GET":
-        return RedirectResponse(f"{PREFIX}/login?next={path}", status_code=303)
+        return RedirectResponse(f"{PREFIX}/login?{urlencode({'next': path})}", 303)
     heading = HEADINGS.get(status, "Refused")
     return page(
         request,
@@ -57,7 +60,11 @@ def error_page(request: Request, error: Exception, status: int) -> Response | No
     )
 
 
-def _validation_text(error: Exception) -> str:
+def _text_of(error: Exception) -> str:
+    if isinstance(error, ServiceError):
+        return error.message
+    if isinstance(error, HTTPException):
+        return str(error.detail)
     errors = getattr(error, "errors", None)
     if not callable(errors):
         return str(error)

@@ -11,14 +11,15 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel, ValidationError
 
-from api.http.deps import Svc
+from api.http.deps import MAX_POSITION, Offset, Svc
 from api.http.ui.auth import (
     CSRF_FIELD,
     SESSION_COOKIE,
@@ -37,7 +38,6 @@ from loopline.models import (
     CloseRequest,
     ContinueRequest,
     RunStatus,
-    ToolResult,
     UserMessageRequest,
 )
 
@@ -46,13 +46,34 @@ templates = Jinja2Templates(directory=HERE / "templates")
 install_filters(templates.env)
 router = APIRouter(prefix="/ui", include_in_schema=False)
 PAGE_SIZE = 50
+MAX_SEARCH = 200
+ModelT = TypeVar("ModelT", bound=BaseModel)
+# A viewer page is never framed by another site (clickjacking), nor is its address sent on.
+PAGE_HEADERS = {
+    "Content-Security-Policy": "frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
 LIVE_RUN = frozenset(
     {RunStatus.pending, RunStatus.running, RunStatus.awaiting_input, RunStatus.idle}
 )
 
 
 def page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
-    return templates.TemplateResponse(request, name, context, status_code=status)
+    return templates.TemplateResponse(
+        request, name, context, status_code=status, headers=PAGE_HEADERS
+    )
+
+
+def form_model(model: type[ModelT], **fields: Any) -> ModelT:
+    """The request a form stands for; a field it lacks or gets wrong is a 422 naming it."""
+    try:
+        return model.model_validate(fields)
+    except ValidationError as error:
+        problem = error.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"]) or "form"
+        raise Invalid(["form", where], f"{where}: {problem['msg']}") from error
 
 
 def back_to(path: str) -> RedirectResponse:
@@ -108,6 +129,8 @@ def _local(target: str) -> str:
 async def runs(request: Request, svc: Svc, viewer: PageViewer) -> Response:
     query = {name: value.strip() for name, value in request.query_params.items() if value.strip()}
     search = query.pop("q", None)
+    if search is not None and len(search) > MAX_SEARCH:
+        raise Invalid(["query", "q"], f"a run id has at most {MAX_SEARCH} characters")
     if search is not None:
         found = await svc.runs.statuses(viewer.caller, [search])
         if search in found:
@@ -160,13 +183,13 @@ def _number(text: str, name: str, parse: Any) -> Any:
         value = parse(text)
     except ValueError as error:
         raise Invalid(["query", name], f"{name} {text!r} is not a valid value") from error
-    if isinstance(value, int) and value < 0:
-        raise Invalid(["query", name], f"{name} must not be negative")
+    if isinstance(value, int) and not 0 <= value <= MAX_POSITION:
+        raise Invalid(["query", name], f"{name} must be a whole number from 0 to {MAX_POSITION}")
     return value
 
 
 def _page_link(query: dict[str, str], search: str | None, offset: int) -> str:
-    params = {**query, **({"q": search} if search else {}), "offset": str(max(0, offset))}
+    params = {**query, **({"q": search} if search else {}), "offset": str(offset)}
     return f"/ui/runs?{urlencode(params)}"
 
 
@@ -197,8 +220,10 @@ def _events_url(run_id: str, token: str, after: int) -> str:
 @router.post("/runs/{run_id}/message")
 async def send_message(request: Request, run_id: str, svc: Svc, viewer: FormViewer) -> Response:
     fields = await form_fields(request)
-    message = UserMessageRequest(
-        content=fields.get("content", ""), message_id=fields.get("message_id") or None
+    message = form_model(
+        UserMessageRequest,
+        content=fields.get("content", ""),
+        message_id=fields.get("message_id") or None,
     )
     await svc.commands.send_message(viewer.caller, run_id, message)
     return back_to(f"/ui/runs/{run_id}")
@@ -208,22 +233,23 @@ async def send_message(request: Request, run_id: str, svc: Svc, viewer: FormView
 async def continue_run(request: Request, run_id: str, svc: Svc, viewer: FormViewer) -> Response:
     fields = await form_fields(request)
     results = [
-        ToolResult(
-            call_id=name.removeprefix("result:"),
-            content=value,
-            is_error=fields.get(f"error:{name.removeprefix('result:')}") == "on",
-        )
+        {
+            "call_id": name.removeprefix("result:"),
+            "content": value,
+            "is_error": fields.get(f"error:{name.removeprefix('result:')}") == "on",
+        }
         for name, value in fields.items()
         if name.startswith("result:")
     ]
-    await svc.commands.continue_run(viewer.caller, run_id, ContinueRequest(tool_results=results))
+    answered = form_model(ContinueRequest, tool_results=results)
+    await svc.commands.continue_run(viewer.caller, run_id, answered)
     return back_to(f"/ui/runs/{run_id}")
 
 
 @router.post("/runs/{run_id}/cancel")
 async def cancel(run_id: str, svc: Svc, viewer: FormViewer) -> Response:
-    request = CancelRequest(reason="cancelled in the viewer")
-    await svc.commands.cancel(viewer.caller, run_id, request)
+    cancel_request = CancelRequest(reason="cancelled in the viewer")
+    await svc.commands.cancel(viewer.caller, run_id, cancel_request)
     return back_to(f"/ui/runs/{run_id}")
 
 
@@ -256,16 +282,18 @@ async def compare(request: Request, svc: Svc, viewer: PageViewer, a: str, b: str
 
 
 @router.get("/batches")
-async def batches(request: Request, svc: Svc, viewer: PageViewer, offset: int = 0) -> HTMLResponse:
+async def batches(
+    request: Request, svc: Svc, viewer: PageViewer, offset: Offset = 0
+) -> HTMLResponse:
     listed = await svc.batches.list_batches(
         viewer.caller,
         BatchListing(),
         taskset=None,
         include_runs=False,
         limit=PAGE_SIZE,
-        offset=max(0, offset),
+        offset=offset,
     )
-    return page(request, "batches.html", viewer=viewer, listed=listed, offset=max(0, offset))
+    return page(request, "batches.html", viewer=viewer, listed=listed, offset=offset)
 
 
 @router.get("/batches/{batch_id}")
