@@ -128,11 +128,14 @@ class Access:
             raise NotFound(f"no batch {batch_id!r}")
         return record
 
-    async def connection_token(self, caller: Caller, run_id: str) -> ConnectionToken:
-        """A token for the run that grants what the caller may do there, no more."""
+    async def connection_token(
+        self, caller: Caller, run_id: str, *, events_only: bool = False
+    ) -> ConnectionToken:
+        """A token for the run that grants what the caller may do there, no more; with
+        `events_only` (a token put in a URL), its events alone."""
         view = await self.run(caller, run_id, Need.events)
         grants = [Grant.events.value]
-        if caller.may(Scope.task_write):
+        if caller.may(Scope.task_write) and not events_only:
             grants.append(Grant.commands.value)
         token = self.signer.token(run_id, view.project, view.incarnation, grants)
         claims = self.signer.claims(token)

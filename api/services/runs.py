@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import math
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from api.services.access import Access, Caller, Need
@@ -48,6 +49,19 @@ from loopline.store.tasksets import job_id_for
 from loopline.store.trace import RunFilter
 
 WAITING_FOR_CALLER = frozenset({RunStatus.awaiting_input, RunStatus.idle})
+LISTING_TEXTS = (
+    "environment",
+    "scenario",
+    "batch_id",
+    "model",
+    "taskset_id",
+    "tag",
+    "run_id_prefix",
+)
+MAX_FILTER_CHARS = 200
+# Run ids have at most 64 characters (RUN_ID_PATTERN).
+MAX_PREFIX_CHARS = 64
+MAX_REWARD_BOUND = 1e12
 LOG_PAGE = 1000
 
 
@@ -195,6 +209,7 @@ class RunService:
     ) -> RunPage:
         """Runs of the caller's project, newest first (a batch's: in the order it starts them)."""
         project = self.access.project(caller, Scope.task_read)
+        listing = checked_listing(listing)
         task = None
         if listing.task is not None:
             taskset, definition = await self.find_task(caller, listing.task)
@@ -312,6 +327,36 @@ class RunService:
     def _view(self, view: RunView) -> RunView:
         view.temporal_ui_url = self.workflows.ui_link(view.workflow_id)
         return view
+
+
+def checked_listing(listing: RunListing) -> RunListing:
+    """The listing with its bounds checked (what no run can match is refused, saying why)
+    and its times in UTC: a time without a zone is taken as UTC."""
+    for name in LISTING_TEXTS:
+        value = getattr(listing, name)
+        limit = MAX_PREFIX_CHARS if name == "run_id_prefix" else MAX_FILTER_CHARS
+        if value is not None and (len(value) > limit or not value.isprintable()):
+            raise Invalid(["query", name], f"{name} must be printable text of at most {limit}")
+    for name in ("min_reward", "max_reward"):
+        value = getattr(listing, name)
+        if value is not None and not (math.isfinite(value) and abs(value) <= MAX_REWARD_BOUND):
+            raise Invalid(["query", name], f"{name} must be a number within ±{MAX_REWARD_BOUND:g}")
+    return replace(
+        listing,
+        created_after=_utc("created_after", listing.created_after),
+        created_before=_utc("created_before", listing.created_before),
+    )
+
+
+def _utc(name: str, value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as error:
+        raise Invalid(["query", name], f"{name} is out of the range of dates") from error
 
 
 def _turn_over(status: RunStatus) -> bool:

@@ -12,6 +12,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
+from api.http.deps import header_credential
 from api.http.ui.auth import SESSION_COOKIE, SignInNeeded
 from api.http.ui.pages import HERE, page, router
 from api.services.errors import ServiceError, Unauthenticated
@@ -22,7 +23,6 @@ HEADINGS = {
     403: "Not allowed",
     404: "Not found",
     409: "Not now",
-    413: "Too large",
     422: "Not understood",
     503: "Temporal is not reachable",
 }
@@ -40,14 +40,12 @@ def error_page(request: Request, error: Exception, status: int) -> Response | No
     if path != PREFIX and not path.startswith(f"{PREFIX}/"):
         return None
     message = _text_of(error)
-    if path == f"{PREFIX}/login":
-        return page(request, "login.html", status, next="/ui/runs", viewer=None, message=message)
-    came_by_cookie = SESSION_COOKIE in request.cookies and "authorization" not in request.headers
+    came_by_cookie = SESSION_COOKIE in request.cookies and header_credential(request) is None
     signed_out = isinstance(error, SignInNeeded) or (
         isinstance(error, Unauthenticated) and came_by_cookie
     )
     if signed_out and request.method == "GET":
-        return RedirectResponse(f"{PREFIX}/login?{urlencode({'next': path})}", 303)
+        return RedirectResponse(f"{PREFIX}/login?{urlencode({'next': _asked(request)})}", 303)
     heading = HEADINGS.get(status, "Refused")
     return page(
         request,
@@ -58,6 +56,11 @@ def error_page(request: Request, error: Exception, status: int) -> Response | No
         heading=heading,
         message=message,
     )
+
+
+def _asked(request: Request) -> str:
+    query = request.url.query
+    return f"{request.url.path}?{query}" if query else request.url.path
 
 
 def _text_of(error: Exception) -> str:

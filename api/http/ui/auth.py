@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Annotated
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from fastapi import Depends, Request
 
@@ -45,6 +45,16 @@ async def get_viewer(request: Request) -> Viewer:
         raise SignInNeeded("sign in with an API key to see this page")
     caller = await services.viewer.caller(cookie)
     return Viewer(caller, cookie, services.viewer.csrf_token(cookie))
+
+
+def from_this_site(request: Request) -> bool:
+    """Whether the browser says the request comes from a page of this site (or none, as
+    typed in): Fetch Metadata where it sends it, else the Origin header."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site in {"same-origin", "none"}
+    origin = request.headers.get("origin")
+    return origin is None or urlsplit(origin).netloc == request.headers.get("host")
 
 
 async def form_fields(request: Request) -> dict[str, str]:

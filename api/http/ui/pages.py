@@ -8,7 +8,6 @@ pages current (static/viewer.js).
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,23 +19,26 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ValidationError
 
 from api.http.deps import MAX_POSITION, Offset, Svc
+from api.http.errors import status_of
 from api.http.ui.auth import (
     CSRF_FIELD,
     SESSION_COOKIE,
     FormViewer,
     PageViewer,
     form_fields,
+    from_this_site,
 )
 from api.http.ui.filters import install_filters
 from api.http.ui.views import histogram, run_page, step_pairs
 from api.services.batches import BatchListing
-from api.services.errors import Invalid
+from api.services.errors import Forbidden, Invalid, Unauthenticated
 from api.services.runs import RunListing
 from api.services.viewer import SESSION_SECONDS
 from loopline.models import (
     CancelRequest,
     CloseRequest,
     ContinueRequest,
+    EventType,
     RunStatus,
     UserMessageRequest,
 )
@@ -46,18 +48,18 @@ templates = Jinja2Templates(directory=HERE / "templates")
 install_filters(templates.env)
 router = APIRouter(prefix="/ui", include_in_schema=False)
 PAGE_SIZE = 50
-MAX_SEARCH = 200
+# How much of a value a refusal repeats.
+SHOWN_CHARS = 100
 ModelT = TypeVar("ModelT", bound=BaseModel)
 # A viewer page is never framed by another site (clickjacking), nor is its address sent on.
 PAGE_HEADERS = {
-    "Content-Security-Policy": "frame-ancestors 'none'",
+    "Content-Security-Policy": (
+        "frame-ancestors 'none'; script-src 'self'; object-src 'none'; base-uri 'none'"
+    ),
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
-LIVE_RUN = frozenset(
-    {RunStatus.pending, RunStatus.running, RunStatus.awaiting_input, RunStatus.idle}
-)
 
 
 def page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -96,8 +98,15 @@ async def login_form(request: Request, next: str = "/ui/runs") -> HTMLResponse:
 @router.post("/login")
 async def login(request: Request, svc: Svc) -> Response:
     fields = await form_fields(request)
-    session = await svc.viewer.sign_in(fields.get("api_key", ""))
-    response = back_to(_local(fields.get("next", "/ui/runs")))
+    target = _local(fields.get("next", "/ui/runs"))
+    try:
+        session = await svc.viewer.sign_in(
+            fields.get("api_key", ""), from_this_site=from_this_site(request)
+        )
+    except (Unauthenticated, Forbidden) as refused:
+        shown = {"next": target, "viewer": None, "message": refused.message}
+        return page(request, "login.html", status_of(refused), **shown)
+    response = back_to(target)
     response.set_cookie(
         SESSION_COOKIE,
         session.cookie,
@@ -105,16 +114,26 @@ async def login(request: Request, svc: Svc) -> Response:
         path="/ui",
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        secure=_over_https(request),
     )
     return response
 
 
 @router.post("/logout")
-async def logout(viewer: FormViewer) -> Response:
+async def logout(request: Request, svc: Svc) -> Response:
+    """Forget the browser's session, also one that has ended; its form must be the page's."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        svc.viewer.check_form(cookie, (await form_fields(request)).get(CSRF_FIELD))
     response = back_to("/ui/login")
     response.delete_cookie(SESSION_COOKIE, path="/ui")
     return response
+
+
+def _over_https(request: Request) -> bool:
+    """Behind a proxy that ends TLS the app sees http; the proxy says what the browser used."""
+    forwarded = request.headers.get("x-forwarded-proto", "").split(",")[0].strip()
+    return request.url.scheme == "https" or forwarded == "https"
 
 
 def _local(target: str) -> str:
@@ -129,14 +148,12 @@ def _local(target: str) -> str:
 async def runs(request: Request, svc: Svc, viewer: PageViewer) -> Response:
     query = {name: value.strip() for name, value in request.query_params.items() if value.strip()}
     search = query.pop("q", None)
-    if search is not None and len(search) > MAX_SEARCH:
-        raise Invalid(["query", "q"], f"a run id has at most {MAX_SEARCH} characters")
     if search is not None:
         found = await svc.runs.statuses(viewer.caller, [search])
         if search in found:
             return back_to(f"/ui/runs/{search}")
         query["run_id_prefix"] = search
-    offset = _number(query.pop("offset", "0"), "offset", int)
+    offset = _parsed(query.pop("offset", "0"), "offset", int)
     listing = _listing(query)
     listed = await svc.runs.list_runs(viewer.caller, listing, limit=PAGE_SIZE, offset=offset)
     return page(
@@ -155,13 +172,10 @@ async def runs(request: Request, svc: Svc, viewer: PageViewer) -> Response:
 
 
 def _listing(query: dict[str, str]) -> RunListing:
-    status = query.get("status")
-    if status is not None and status not in RunStatus.__members__:
-        raise Invalid(["query", "status"], f"unknown status {status!r}")
     return RunListing(
         environment=query.get("environment"),
         scenario=query.get("scenario"),
-        status=RunStatus(status) if status else None,
+        status=_optional(query, "status", RunStatus),
         batch_id=query.get("batch_id"),
         model=query.get("model"),
         taskset_id=query.get("taskset_id"),
@@ -175,14 +189,15 @@ def _listing(query: dict[str, str]) -> RunListing:
 
 
 def _optional(query: dict[str, str], name: str, parse: Any) -> Any:
-    return _number(query[name], name, parse) if name in query else None
+    return _parsed(query[name], name, parse) if name in query else None
 
 
-def _number(text: str, name: str, parse: Any) -> Any:
+def _parsed(text: str, name: str, parse: Any) -> Any:
     try:
         value = parse(text)
     except ValueError as error:
-        raise Invalid(["query", name], f"{name} {text!r} is not a valid value") from error
+        shown = text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "…"
+        raise Invalid(["query", name], f"{name} {shown!r} is not a valid value") from error
     if isinstance(value, int) and not 0 <= value <= MAX_POSITION:
         raise Invalid(["query", name], f"{name} must be a whole number from 0 to {MAX_POSITION}")
     return value
@@ -198,8 +213,11 @@ async def run(request: Request, run_id: str, svc: Svc, viewer: PageViewer) -> HT
     caller = viewer.caller
     view = await svc.runs.get_run(caller, run_id, include_trajectory=True, include_state=True)
     shown = run_page(view, view.trajectory or [])
-    live = view.status in LIVE_RUN
-    token = (await svc.access.connection_token(caller, run_id)).token if live else None
+    live = not view.status.is_final
+    token = None
+    if live:
+        # The token goes into the page's event-stream URL: it grants the events alone.
+        token = (await svc.access.connection_token(caller, run_id, events_only=True)).token
     artifacts = await svc.artifacts.links(caller, run_id, str(request.base_url))
     return page(
         request,
@@ -265,7 +283,7 @@ async def compare(request: Request, svc: Svc, viewer: PageViewer, a: str, b: str
         run_page(view, view.trajectory or [])
         for view in [
             await svc.runs.get_run(viewer.caller, run_id, include_trajectory=True)
-            for run_id in (a, b)
+            for run_id in (a.strip(), b.strip())
         ]
     ]
     return page(
@@ -293,7 +311,16 @@ async def batches(
         limit=PAGE_SIZE,
         offset=offset,
     )
-    return page(request, "batches.html", viewer=viewer, listed=listed, offset=offset)
+    return page(
+        request,
+        "batches.html",
+        viewer=viewer,
+        listed=listed,
+        previous=f"/ui/batches?offset={max(0, offset - PAGE_SIZE)}" if offset > 0 else None,
+        next=f"/ui/batches?offset={offset + PAGE_SIZE}"
+        if offset + PAGE_SIZE < listed.total
+        else None,
+    )
 
 
 @router.get("/batches/{batch_id}")
@@ -312,8 +339,6 @@ async def batch(request: Request, batch_id: str, svc: Svc, viewer: PageViewer) -
     )
 
 
-def new_message_id() -> str:
-    return uuid.uuid4().hex
-
-
-templates.env.globals.update(csrf_field=CSRF_FIELD, new_message_id=new_message_id)
+templates.env.globals.update(
+    csrf_field=CSRF_FIELD, event_types=",".join(event.value for event in EventType)
+)

@@ -28,17 +28,12 @@ class CallView:
     state_changes: list[dict[str, Any]] = field(default_factory=list)
     changes_omitted: int = 0
 
-    @property
-    def arguments_json(self) -> str:
-        return json.dumps(self.call.arguments, indent=2, ensure_ascii=False)
-
 
 @dataclass
 class StepView:
     """One model step: what the model said and asked for, and what it cost."""
 
     number: int
-    seq: int
     at: datetime
     content: str
     calls: list[CallView]
@@ -55,10 +50,6 @@ class Entry:
     event: EventView
     step: StepView | None = None
 
-    @property
-    def role(self) -> str:
-        return str(self.event.data.get("role", ""))
-
 
 @dataclass
 class RunPageView:
@@ -67,10 +58,6 @@ class RunPageView:
     steps: list[StepView]
     logs: list[EventView]
     last_seq: int
-
-    @property
-    def result_json(self) -> str | None:
-        return None if self.run.output is None else pretty(self.run.output)
 
 
 def run_page(run: RunView, events: list[EventView]) -> RunPageView:
@@ -103,7 +90,6 @@ def _step(number: int, event: EventView) -> StepView:
     latency = data.get("provider_latency_ms")
     return StepView(
         number=number,
-        seq=event.seq,
         at=event.created_at,
         content=str(data.get("content") or ""),
         calls=calls,
@@ -170,11 +156,11 @@ def histogram(rewards: list[float], bins: int = HISTOGRAM_BINS) -> list[Bin]:
     elif low == high:
         low, high = low - 0.5, high + 0.5
     width = (high - low) / bins
+    if not math.isfinite(width):
+        # Rewards near the float limits: their range has no finite width to divide.
+        return [Bin(low, high, len(finite))]
     counts = [0] * bins
     for reward in finite:
-        counts[min(bins - 1, int((reward - low) / width))] += 1
+        counts[min(bins - 1, max(0, int((reward - low) / width)))] += 1
     return [Bin(low + i * width, low + (i + 1) * width, count) for i, count in enumerate(counts)]
 
-
-def pretty(value: Any) -> str:
-    return json.dumps(value, indent=2, ensure_ascii=False, default=str)

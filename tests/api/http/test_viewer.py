@@ -120,6 +120,7 @@ async def test_a_live_runs_page_shows_a_new_step_within_two_seconds(
     page = await keyed_page(browser, stack.api_key)
     await page.goto(f"{stack.api_url}/ui/runs/{run_id}")
     await page.locator("#step-1").wait_for()
+    await page.fill("textarea[name=content]", "a draft being written")
 
     sent = await api.post(f"/v1/runs/{run_id}/messages", json={"content": "And Peru?"})
     assert sent.status_code == 200, sent.text
@@ -129,6 +130,10 @@ async def test_a_live_runs_page_shows_a_new_step_within_two_seconds(
     recorded = await recorded_at(api, run_id, step=2)
     assert seen - recorded.timestamp() < LIVE_LAG_SECONDS, (seen, recorded)
     assert await page.get_by_text("And Peru?").count() == 1
+    # What the user was typing is still there after the page followed the run.
+    await wait_for_run(api, run_id, until={"idle"})
+    await page.locator(".controls form").first.wait_for()
+    assert await page.input_value("textarea[name=content]") == "a draft being written"
     await api.post(f"/v1/runs/{run_id}/close", json={})
 
 
