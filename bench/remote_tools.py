@@ -39,6 +39,7 @@ from loopline.models import (
     ScriptedStep,
     ScriptedToolCall,
 )
+from loopline.outbound import OutboundPolicy
 from loopline.secrets import SecretBox
 from loopline.store import TraceStore, open_stores
 from loopline.store.rows import NewRun
@@ -135,6 +136,10 @@ async def bare_calls(registry: Registry, count: int) -> list[float]:
     return times
 
 
+# The shop server runs on this machine, which the default outbound policy refuses.
+LOOPBACK_ALLOWED = OutboundPolicy.of(["127.0.0.0/8"])
+
+
 async def main(calls: int, repeats: int) -> None:
     with tempfile.TemporaryDirectory() as folder:
         shop = ShopServer(log=Path(folder) / "shop.log")
@@ -152,7 +157,7 @@ async def main(calls: int, repeats: int) -> None:
         try:
             async with (
                 open_stores(f"sqlite:///{Path(folder) / 'bench.db'}") as stores,
-                Registry([local_shop], remotes) as registry,
+                Registry([local_shop], remotes, LOOPBACK_ALLOWED) as registry,
             ):
                 store = stores.runs
                 parts = WorkerParts(

@@ -20,12 +20,14 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 from cryptography.fernet import Fernet
 from pydantic import BaseModel
 from temporalio.api.history.v1 import History
 from temporalio.client import Client
+from temporalio.testing import ActivityEnvironment
 
 from activities.evaluation import EvaluationActivities
 from activities.model_calls import ModelCaller
@@ -128,6 +130,14 @@ def bench_caller(store: TraceStore) -> ModelCaller:
     return ModelCaller(store, SecretBox(Fernet.generate_key()), PriceTable.load(None))
 
 
+def local_activity_context() -> ActivityEnvironment:
+    """The activities' context as a local activity has it, without a worker: the same code
+    runs (heartbeats included, which a local activity skips)."""
+    context = ActivityEnvironment()
+    context.info = replace(ActivityEnvironment.default_info(), is_local=True)
+    return context
+
+
 async def store_loop(store: TraceStore, registry: Registry, script: Script) -> float:
     scenario = ScenarioActivities(store, registry)
     caller = bench_caller(store)
@@ -135,25 +145,27 @@ async def store_loop(store: TraceStore, registry: Registry, script: Script) -> f
     evaluator = EvaluationActivities(store, registry, caller)
     tools = ToolActivities(store, registry)
     run = await create_run(store, script)
+    activity = local_activity_context()
     started = time.perf_counter()
-    await scenario.setup(run)
+    await activity.run(scenario.setup, run)
     for step in range(1, run.max_steps + 1):
-        reply = await model.model_step(StepRef(run_id=run.run_id, step=step, model=run.model))
+        ref = StepRef(run_id=run.run_id, step=step, model=run.model)
+        reply = await activity.run(model.model_step, ref)
         if not reply.tool_calls:
             break
         for call in reply.tool_calls:
-            await tools.call_tool(ToolCallInput(run_id=run.run_id, step=step, call_id=call.id))
-    evaluation = await evaluator.evaluate(
-        EvaluateInput(run_id=run.run_id, stop_reason=StopReason.answered)
+            request = ToolCallInput(run_id=run.run_id, step=step, call_id=call.id)
+            await activity.run(tools.call_tool, request)
+    evaluation = await activity.run(
+        evaluator.evaluate, EvaluateInput(run_id=run.run_id, stop_reason=StopReason.answered)
     )
-    await scenario.teardown(
-        TeardownInput(
-            run_id=run.run_id,
-            status=RunStatus.completed,
-            stop_reason=StopReason.answered,
-            steps=run.max_steps,
-        )
+    teardown = TeardownInput(
+        run_id=run.run_id,
+        status=RunStatus.completed,
+        stop_reason=StopReason.answered,
+        steps=run.max_steps,
     )
+    await activity.run(scenario.teardown, teardown)
     assert evaluation.reward == 1.0
     return time.perf_counter() - started
 
