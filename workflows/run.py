@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.calls import describe, execute
     from workflows.contract import ActivityStub, policies, stubs
     from workflows.contract.names import (
+        ANSWER_UPDATES_FIRST_PATCH,
         CANCEL_SIGNAL,
         CLOSE_SIGNAL,
         CONTINUE_UPDATE,
@@ -100,6 +101,7 @@ class RunWorkflow:
         self._recent_ids: list[str] = list(carry.recent_message_ids) if carry else []
         self._tool_results: list[ToolResult] | None = None
         self._answered_step = 0
+        self._unanswered_updates = False
         self._accepting = True
         self._last_calls: str | None = None
         self._repeated_calls = 0
@@ -162,6 +164,7 @@ class RunWorkflow:
         if not duplicate:
             self._recent_ids = [*self._recent_ids, message.message_id][-RECENT_MESSAGE_IDS:]
             self._queue.append(message)
+            self._unanswered_updates = True
         return MessageAck(
             run_id=self._run.run_id, message_id=message.message_id, duplicate=duplicate
         )
@@ -180,6 +183,7 @@ class RunWorkflow:
         recorded and the agent goes on."""
         step = self._state.step
         self._tool_results = request.tool_results
+        self._unanswered_updates = True
         await workflow.wait_condition(lambda: self._answered_step >= step or not self._accepting)
         return ContinueAck(step=step)
 
@@ -522,11 +526,28 @@ class RunWorkflow:
     ) -> OutputT:
         """The scripted model as a local activity; a provider's as a regular activity on the
         task queue of its calls (see RunInput.model_queue_prefix), where its rate limit holds."""
-        if local:
+        if local and not self._answering_updates():
             return await execute(stub, arg, policies.LOCAL_STEP, summary)
+        if local:
+            # On the run's own queue, where every worker also takes model steps.
+            return await execute(stub, arg, policies.MODEL_CALL, summary)
         prefix = self._run.model_queue_prefix
         queue = None if prefix is None or model is None else prefix + model.partition("/")[0]
         return await execute(stub, arg, policies.MODEL_CALL, summary, task_queue=queue)
+
+    def _answering_updates(self) -> bool:
+        """Whether the next local model step goes as a regular activity, to answer the
+        updates (a message, tool results) that started this turn.
+
+        An update is answered when the workflow task that took it completes, and local
+        activities keep their task open: a scripted turn would hold the caller's POST until
+        the turn ended. Scheduling a regular activity ends the task once the update's input
+        is recorded; it costs a few ms on a server whose transfer queue is not rate limited
+        (workers/cli/up.py, DEV_SERVER_TUNING). A timer would too, but under a stream of
+        updates its firing waits, and the turn with it."""
+        answering = self._unanswered_updates
+        self._unanswered_updates = False
+        return answering and workflow.patched(ANSWER_UPDATES_FIRST_PATCH)
 
     def _details(self, text: str) -> None:
         self._state.waiting_on = text

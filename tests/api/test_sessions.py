@@ -108,3 +108,25 @@ async def test_session_with_simulated_user_is_refused(api: httpx.AsyncClient) ->
     response = await api.post("/v1/runs", json=body)
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["body", "session"]
+
+
+async def test_a_message_is_answered_once_recorded_not_when_the_turn_ends(
+    api: httpx.AsyncClient,
+) -> None:
+    """The scripted model answers in-process, within the workflow task that took the
+    message; the POST still returns as soon as the message is in the conversation."""
+    slow_answer = {"content": "Let me think.", "delay_seconds": 3}
+    body = run_body(
+        "trivia", "capital", {"country": "Kenya"}, slow_answer, repeat=True, session=True
+    )
+    run_id = (await api.post("/v1/runs", json=body)).json()["run_id"]
+    await wait_for_run(api, run_id, until={"idle"}, within=60)
+
+    sent = await api.post(f"/v1/runs/{run_id}/messages", json={"content": "Are you there?"})
+
+    assert sent.status_code == 200, sent.text
+    run = (await api.get(f"/v1/runs/{run_id}")).json()
+    assert (run["status"], run["steps"]) == ("running", 1)
+    assert await user_messages(api, run_id) == ["Are you there?"]
+    assert (await wait_for_run(api, run_id, until={"idle"}))["steps"] == 2
+    await api.post(f"/v1/runs/{run_id}/close", json={})

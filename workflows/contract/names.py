@@ -62,6 +62,9 @@ NOT_AWAITING = "NotAwaitingInput"
 WRONG_TOOL_CALLS = "WrongToolCalls"
 RUN_FAILED = "RunFailed"
 
+# Patches (workflow.patched): histories recorded before a change replay as they ran.
+ANSWER_UPDATES_FIRST_PATCH = "answer-updates-before-local-model-steps"
+
 
 def model_queue(task_queue: str, provider: str) -> str:
     """The task queue of one provider's model calls, where its rate limit applies."""
