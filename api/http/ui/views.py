@@ -163,4 +163,3 @@ def histogram(rewards: list[float], bins: int = HISTOGRAM_BINS) -> list[Bin]:
     for reward in finite:
         counts[min(bins - 1, max(0, int((reward - low) / width)))] += 1
     return [Bin(low + i * width, low + (i + 1) * width, count) for i, count in enumerate(counts)]
-
