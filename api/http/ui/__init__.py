@@ -20,6 +20,7 @@ from api.services.errors import ServiceError, Unauthenticated
 PREFIX = "/ui"
 HEADINGS = {
     401: "Sign in needed",
+    405: "Not taken here",
     403: "Not allowed",
     404: "Not found",
     409: "Not now",
@@ -47,7 +48,7 @@ def error_page(request: Request, error: Exception, status: int) -> Response | No
     if signed_out and request.method == "GET":
         return RedirectResponse(f"{PREFIX}/login?{urlencode({'next': _asked(request)})}", 303)
     heading = HEADINGS.get(status, "Refused")
-    return page(
+    shown = page(
         request,
         "error.html",
         status,
@@ -56,6 +57,10 @@ def error_page(request: Request, error: Exception, status: int) -> Response | No
         heading=heading,
         message=message,
     )
+    # What the JSON answer would say in headers (Allow of a 405, say) the page says too.
+    if isinstance(error, HTTPException) and error.headers:
+        shown.headers.update(error.headers)
+    return shown
 
 
 def _asked(request: Request) -> str:

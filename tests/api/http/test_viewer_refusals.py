@@ -141,3 +141,11 @@ async def test_listing_times_mean_the_same_instant_in_any_zone(api: httpx.AsyncC
     missed = (await api.get("/v1/runs", params=listed(just_before + timedelta(hours=1)))).json()
 
     assert (found["total"], missed["total"]) == (1, 0)
+
+
+async def test_a_method_a_page_does_not_take_says_which_it_does(api: httpx.AsyncClient) -> None:
+    response = await api.delete("/ui/runs")
+
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET"
+    assert response.headers["content-type"].startswith("text/html")
