@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 import tempfile
 import time
 import uuid
@@ -30,6 +31,7 @@ from loopline.models import (
     PresignRequest,
     SignedURL,
 )
+from loopline.models.http import BASE64_PATTERN
 from loopline.store import TraceStore
 from loopline.store.database import utcnow
 
@@ -84,12 +86,20 @@ class ArtifactService:
         await self.access.run(caller, run_id, Need.write)
         decoded = []
         for index, item in enumerate(batch.artifacts):
+            where: list[str | int] = ["body", "artifacts", index, "content_base64"]
+            # The documented pattern, which the decoder alone would not hold to: it also
+            # takes padding after a whole quantum ("0000=").
+            if not re.fullmatch(BASE64_PATTERN, item.content_base64):
+                raise Invalid(
+                    where,
+                    f"artifact {item.name!r}: content_base64 is not base64: send standard padded "
+                    "base64 (A-Z, a-z, 0-9, + and /, in groups of four, '=' only to end the last)",
+                )
             try:
                 content = base64.b64decode(item.content_base64, validate=True)
             except (binascii.Error, ValueError) as error:
                 raise Invalid(
-                    ["body", "artifacts", index, "content_base64"],
-                    f"artifact {item.name!r}: content_base64 is not base64 ({error})",
+                    where, f"artifact {item.name!r}: content_base64 is not base64 ({error})"
                 ) from error
             if len(content) > self.max_bytes:
                 raise TooLarge(f"artifact {item.name!r} is larger than {self.max_bytes} bytes")

@@ -42,7 +42,7 @@ MAX_ROLLOUTS = 20_000
 # Free-form JSON a caller attaches: small notes, not payloads (those belong in artifacts).
 MAX_METADATA_BYTES = 64 * 1024
 MAX_OUTPUT_BYTES = 1024 * 1024
-# Exactly what base64.b64decode(validate=True) takes: the standard alphabet, padded.
+# Standard padded base64 (RFC 4648): what artifact uploads take, and all of it decodes.
 BASE64_PATTERN = r"^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
 # The statuses a caller may set; the workflow owns every other.
 SETTABLE_STATUSES = (RunStatus.cancelled, RunStatus.completed)

@@ -153,6 +153,12 @@ async def test_artifact_input_errors(api: httpx.AsyncClient) -> None:
     )
     assert not_base64.status_code == 422
     assert "not base64" in not_base64.json()["detail"][0]["msg"]
+    # Padding after a whole group, which Python's decoder would take, is not base64.
+    overpadded = await api.post(
+        f"/v1/runs/{run_id}/artifacts",
+        json={"artifacts": [{"name": "a.bin", "content_base64": "0000="}]},
+    )
+    assert overpadded.status_code == 422
     unknown = await api.post(f"/v1/runs/{run_id}/artifacts/presign", json={"name": "nope.txt"})
     assert unknown.status_code == 404
 

