@@ -84,6 +84,11 @@ def _number_problem(scope: Scope, body: bytes) -> str | None:
     content_type = (_header(scope, b"content-type") or "application/json").lower()
     if not body or not any(kind in content_type for kind in JSON_TYPES):
         return None
+    return number_problem(body)
+
+
+def number_problem(body: bytes) -> str | None:
+    """What makes a JSON body's numbers ones JSON cannot hold, if anything."""
     if SUSPECT.search(body) is None:
         return None
     try:

@@ -11,15 +11,25 @@ there, not only those of the first route that fits.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import Request, Response
 from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from starlette._utils import get_route_path
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 from starlette.types import Receive, Scope, Send
 
+from api.http.json_bodies import reading_json
+
 
 class DocumentedRoute(APIRoute):
     """The route class of every router of the API."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        # A JSON body is read as JSON whatever its Content-Type (api/http/json_bodies.py).
+        return reading_json(self, super().get_route_handler())
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         match, child_scope = super().matches(scope)
