@@ -121,16 +121,20 @@ class RunService:
         *,
         task: str | None = None,
         fields: CallerFields | None = None,
+        job: bool | None = None,
     ) -> tuple[RunView, bool]:
         """Start a run, or return the one already started with this run id and body (in the
         same project: another project's run id is a conflict, never an answer). `task` is
-        the slug of the task of `request.taskset` the run plays. Returns whether it is new."""
+        the slug of the task of `request.taskset` the run plays. `job`: whether the run
+        belongs to a job (its taskset's, or one of its own); unset: if it has a taskset.
+        Returns whether it is new."""
         project = self.access.project(caller, Scope.task_write)
         resolved = await asyncio.to_thread(resolve, request, self.registry)
         spec = resolved.spec.model_copy(update={"project": project, "task": task})
-        spec = await self._join_taskset(spec, request.taskset)
         run_id = request.run_id or uuid.uuid4().hex
-        new = self._new_run(run_id, spec, request, resolved, fields)
+        spec = await self._join_taskset(spec, request.taskset, job)
+        spec = await self._own_job(spec, run_id, job)
+        new = self._new_run(run_id, spec, request, resolved, fields, job)
         existing = await self.stores.runs.create_run(new)
         if existing is not None and existing != new.identity_hash:
             raise Conflict(
@@ -143,11 +147,13 @@ class RunService:
             await self.workflows.wait(run_id, request.timeout)
         return self._view(await self.stores.runs.get_run(run_id)), existing is None
 
-    async def start_as_task(self, caller: Caller, request: RunRequest) -> tuple[RunView, bool]:
+    async def start_as_task(
+        self, caller: Caller, request: RunRequest, *, job: bool | None = None
+    ) -> tuple[RunView, bool]:
         """Start a run of `request.taskset` whose scenario and args also become one of its
         tasks, named by their content so that the same run again finds the same task."""
         if request.taskset is None:
-            return await self.start_run(caller, request)
+            return await self.start_run(caller, request, job=job)
         project = self.access.project(caller, Scope.task_write)
         try:
             taskset = await self.stores.tasksets.taskset(request.taskset, project)
@@ -162,7 +168,7 @@ class RunService:
             env=TaskEnvironment(name=request.environment),
         )
         await self.tasksets.upload(caller, TasksetUpload(name=taskset.name, tasks=[task]))
-        return await self.start_run(caller, request, task=slug)
+        return await self.start_run(caller, request, task=slug, job=job)
 
     async def find_task(self, caller: Caller, ref: str) -> tuple[TasksetView, TaskDefinition]:
         """A task by `taskset:slug`, or by its slug alone when one taskset has it."""
@@ -283,11 +289,15 @@ class RunService:
         request: RunRequest,
         resolved: ResolvedRun,
         fields: CallerFields | None,
+        job: bool | None,
     ) -> NewRun:
         settings = self.settings
+        identity = {**request.identity(), "project": spec.project}
+        if job is not None:  # unset keeps the identities of runs from before it existed
+            identity["job"] = job
         return NewRun(
             run_id=run_id,
-            identity_hash=identity_hash({**request.identity(), "project": spec.project}),
+            identity_hash=identity_hash(identity),
             spec=spec,
             run_input=run_input(
                 run_id, spec, request, settings.session_history_limit, settings.task_queue
@@ -312,21 +322,40 @@ class RunService:
             await self.stores.runs.delete_run(new.run_id)
             raise
 
-    async def _join_taskset(self, spec: RunSpec, taskset: str | None) -> RunSpec:
-        """A run started with a taskset joins the taskset's job (its standing batch)."""
+    async def _join_taskset(self, spec: RunSpec, taskset: str | None, job: bool | None) -> RunSpec:
+        """A run started with a taskset joins the taskset's job (its standing batch),
+        unless it is to belong to no job."""
         if taskset is None:
             return spec
         try:
             found = await self.stores.tasksets.taskset(taskset, spec.project)
         except TasksetNotFoundError as error:
             raise Invalid(["body", "taskset"], str(error)) from error
+        if job is False:
+            return spec.model_copy(update={"taskset_id": found.taskset_id})
         job_id = job_id_for(found.taskset_id)
         await self.stores.batches.ensure_job(job_id, found.taskset_id, spec.project)
         return spec.model_copy(update={"taskset_id": found.taskset_id, "batch_id": job_id})
 
+    async def _own_job(self, spec: RunSpec, run_id: str, job: bool | None) -> RunSpec:
+        """A run asked to belong to a job that has none (no taskset) gets one of its own,
+        named after it, so that the same request again finds the same job."""
+        if not job or spec.batch_id is not None:
+            return spec
+        job_id = own_job_id(run_id)
+        await self.stores.batches.ensure_job(job_id, None, spec.project)
+        return spec.model_copy(update={"batch_id": job_id})
+
     def _view(self, view: RunView) -> RunView:
         view.temporal_ui_url = self.workflows.ui_link(view.workflow_id)
         return view
+
+
+def own_job_id(run_id: str) -> str:
+    """The id of a run's own job; a batch id has at most 64 characters, as a run id has."""
+    if len(run_id) <= MAX_PREFIX_CHARS - len("job-"):
+        return f"job-{run_id}"
+    return f"job-{hashlib.sha256(run_id.encode()).hexdigest()[:40]}"
 
 
 def checked_listing(listing: RunListing) -> RunListing:

@@ -103,8 +103,9 @@ class BatchStore:
                 raise
             return str(existing)
 
-    async def ensure_job(self, job_id: str, taskset_id: str, project: str) -> None:
-        """The standing batch that a taskset's one-off runs join; created on first use."""
+    async def ensure_job(self, job_id: str, taskset_id: str | None, project: str) -> None:
+        """The standing batch that a taskset's one-off runs join (or a one-off run's own
+        job, without a taskset); created on first use."""
 
         def work(conn: Connection) -> None:
             exists = conn.scalar(select(batches.c.batch_id).where(batches.c.batch_id == job_id))

@@ -1,7 +1,9 @@
-"""The hud dialect: run a scenario (`/agent/run`, also under `/v1`), read traces back, check
-many at once, upload tasks to tasksets (evalsets) and read jobs. Served under `/hud`.
+"""The hud dialect: run a scenario (`/agent/run`), read traces back, check many at once,
+list environments with their scenarios' ids, upload tasks to tasksets (evalsets) and read
+jobs. Served under `/hud` and, every endpoint alike, under `/hud/v1`.
 
-A trace is a Loopline run, an evalset a taskset and a job a batch (or a taskset's job).
+A trace is a Loopline run, an evalset a taskset and a job a batch (or a taskset's job, or a
+run's own when it asks for one with `skip_job: false`).
 """
 
 from __future__ import annotations
@@ -10,16 +12,18 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from api.http.deps import Svc, Who
 from api.http.routing import DocumentedRoute
-from api.services.errors import Invalid
+from api.services.environments import ScenarioRef, scenario_id
 from api.services.model_names import MODEL_NAME_PATTERN, qualified_model
 from loopline.models import (
     MAX_STEPS_LIMIT,
     AgentConfig,
     CallbackConfig,
+    EnvironmentInfo,
     EventType,
     EventView,
     RunRequest,
@@ -32,9 +36,8 @@ from loopline.models import (
 )
 
 PREFIX = "/hud"
-router = APIRouter(prefix=PREFIX, tags=["dialect: hud"], route_class=DocumentedRoute)
-# The scenario-as-an-endpoint guide calls the same endpoint under /v1.
-versioned = APIRouter(prefix=f"{PREFIX}/v1", tags=["dialect: hud"], route_class=DocumentedRoute)
+# Every endpoint, served under PREFIX and under PREFIX/v1 (the guides write both).
+routes = APIRouter(tags=["dialect: hud"], route_class=DocumentedRoute)
 
 # hud's trace statuses: a run waiting for its caller is still running.
 STATUS = {
@@ -48,6 +51,11 @@ STATUS = {
 }
 TRAJECTORY_TYPES = frozenset({EventType.message, EventType.summary})
 MAX_STATUS_IDS = 1000
+# Where a run started here keeps what hud's client sent that Loopline says otherwise (the
+# model as named, before it is given its provider), to answer with it.
+META_KEY = "hud"
+# A trace's parts that are left out, not null, unless asked for.
+TRACE_PARTS = ("trajectory", "logs", "rollout_logs")
 
 
 class AgentRunRequest(BaseModel):
@@ -65,12 +73,19 @@ class AgentRunRequest(BaseModel):
     timeout: int = Field(default=300, ge=30, le=600, description="Seconds to wait when sync.")
     evalset_id: str | None = Field(default=None, description="A taskset to add the task to.")
     callback: CallbackConfig | None = None
+    skip_job: bool | None = Field(
+        default=None,
+        description="false: the run belongs to a job (the evalset's, else one of its own) "
+        "whose data /telemetry/job/{job_id} reads; true: to none. Unset: to the evalset's "
+        "job if there is an evalset.",
+    )
 
 
 class AgentRunResponse(BaseModel):
     trace_id: str
     trace_url: str | None
     status: str
+    job_id: str | None = None
     reward: float | None = None
     success: bool | None = None
     response: str | None = None
@@ -103,6 +118,20 @@ class Trace(BaseModel):
     trajectory: list[dict[str, Any]] | None = None
     logs: list[EventView] | None = None
     rollout_logs: list[EventView] | None = None
+
+
+class HudScenario(BaseModel):
+    id: str = Field(description="The scenario's id, for a task's scenario_id.")
+    name: str
+    description: str
+    args_schema: dict[str, Any]
+
+
+class HudEnvironment(BaseModel):
+    name: str
+    description: str
+    scenarios: list[HudScenario]
+    tools: list[str]
 
 
 class ArtifactLink(BaseModel):
@@ -153,7 +182,8 @@ class EvalsetTask(BaseModel):
     prompt: str | None = None
     tier: int | None = None
     scenario_id: str | None = Field(
-        default=None, description="'environment/scenario' (or 'environment:scenario')."
+        default=None,
+        description="The scenario's id (GET /environments), or 'environment/scenario'.",
     )
     scenario_args: list[ScenarioArg] | None = None
     external_id: str | None = None
@@ -227,13 +257,15 @@ async def run_scenario(body: AgentRunRequest, svc: Svc, who: Who) -> AgentRunRes
         timeout=body.timeout,
         callback=body.callback,
         taskset=body.evalset_id,
+        metadata={META_KEY: {"model": body.model}},
     )
-    view, _ = await svc.runs.start_as_task(who, request)
+    job = None if body.skip_job is None else not body.skip_job
+    view, _ = await svc.runs.start_as_task(who, request, job=job)
     if not body.sync:
         return AgentRunResponse.model_construct(
             trace_id=view.run_id, trace_url=view.temporal_ui_url, status="running"
         )
-    return AgentRunResponse(
+    answer = AgentRunResponse(
         trace_id=view.run_id,
         trace_url=view.temporal_ui_url,
         status=STATUS[view.status],
@@ -242,16 +274,18 @@ async def run_scenario(body: AgentRunRequest, svc: Svc, who: Who) -> AgentRunRes
         response=view.answer,
         error=view.error,
     )
+    if view.batch_id is not None:
+        answer.job_id = view.batch_id
+    return answer
 
 
-for _router in (router, versioned):
-    _router.post("/agent/run", response_model_exclude_unset=True)(run_scenario)
+routes.post("/agent/run", response_model_exclude_unset=True)(run_scenario)
 
 
 # --- traces ---------------------------------------------------------------------------------
 
 
-@router.get("/telemetry/traces/{run_id}")
+@routes.get("/telemetry/traces/{run_id}", response_model=Trace)
 async def get_trace(
     run_id: str,
     svc: Svc,
@@ -259,8 +293,9 @@ async def get_trace(
     include_trajectory: bool = False,
     include_logs: bool = False,
     include_rollout_logs: bool = False,
-) -> Trace:
-    """Reward, status and scenario config; the trajectory and logs on request."""
+) -> JSONResponse:
+    """Reward, status and scenario config; the trajectory and logs on request (absent
+    otherwise)."""
     wanted = include_trajectory or include_logs or include_rollout_logs
     view = await svc.runs.get_run(who, run_id, include_trajectory=wanted)
     asked = {
@@ -269,10 +304,12 @@ async def get_trace(
         "rollout_logs": include_rollout_logs,
     }
     parts = trace_parts(view.trajectory or [])
-    return trace_of(view).model_copy(update={name: parts[name] for name in asked if asked[name]})
+    trace = trace_of(view).model_copy(update={name: parts[name] for name in asked if asked[name]})
+    unasked = {name for name in TRACE_PARTS if not asked[name]}
+    return JSONResponse(trace.model_dump(mode="json", exclude=unasked))
 
 
-@router.get("/telemetry/trace/{run_id}")
+@routes.get("/telemetry/trace/{run_id}")
 async def get_full_trace(run_id: str, request: Request, svc: Svc, who: Who) -> FullTrace:
     """The whole trace: every trajectory step, logs, and signed links to its files
     (images among them as `screenshots`)."""
@@ -300,7 +337,7 @@ def trace_parts(events: list[EventView]) -> dict[str, Any]:
     }
 
 
-@router.post("/telemetry/traces/status")
+@routes.post("/telemetry/traces/status")
 async def trace_statuses(body: TraceStatusRequest, svc: Svc, who: Who) -> TraceStatuses:
     """The status and reward of many traces in one request, for light polling."""
     found = await svc.runs.statuses(who, body.trace_ids)
@@ -326,7 +363,7 @@ def trace_of(view: RunView) -> Trace:
         scenario=ScenarioConfig(
             env_name=view.environment, scenario_name=view.scenario, scenario_args=view.args
         ),
-        model=view.model,
+        model=sent_model(view),
         max_steps=view.max_steps,
         steps=view.steps,
         job_id=view.batch_id,
@@ -337,10 +374,53 @@ def trace_of(view: RunView) -> Trace:
     )
 
 
+def sent_model(view: RunView) -> str:
+    """The model as the client named it, if it started the run here; else Loopline's name."""
+    meta = view.metadata.get(META_KEY)
+    model = meta.get("model") if isinstance(meta, dict) else None
+    return model if isinstance(model, str) else view.model
+
+
+def own_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
+    """A run's metadata without what this dialect keeps in it for itself."""
+    return {key: value for key, value in metadata.items() if key != META_KEY}
+
+
+# --- environments ---------------------------------------------------------------------------
+
+
+@routes.get("/environments")
+async def list_environments(svc: Svc, who: Who) -> list[HudEnvironment]:
+    """The environments with their scenarios, each with the id a task's scenario_id takes."""
+    return [hud_environment(info) for info in await svc.environments.list(who)]
+
+
+@routes.get("/environments/{env_name}")
+async def get_environment(env_name: str, svc: Svc, who: Who) -> HudEnvironment:
+    return hud_environment(await svc.environments.get(who, env_name))
+
+
+def hud_environment(info: EnvironmentInfo) -> HudEnvironment:
+    return HudEnvironment(
+        name=info.name,
+        description=info.description,
+        scenarios=[
+            HudScenario(
+                id=scenario_id(info.name, scenario.name),
+                name=scenario.name,
+                description=scenario.description,
+                args_schema=scenario.args_schema,
+            )
+            for scenario in info.scenarios
+        ],
+        tools=[tool.name for tool in info.tools],
+    )
+
+
 # --- tasks ----------------------------------------------------------------------------------
 
 
-@router.post("/tasks/upload")
+@routes.post("/tasks/upload")
 async def upload_tasks(upload: TasksetUpload, svc: Svc, who: Who) -> TaskUploadResult:
     """Create or update tasks in a taskset (created if it does not exist); a task whose
     slug exists in the taskset is updated, not duplicated."""
@@ -355,23 +435,22 @@ async def upload_tasks(upload: TasksetUpload, svc: Svc, who: Who) -> TaskUploadR
     )
 
 
-@router.post("/tasks/evalsets/{evalset_id}/tasks")
+@routes.post("/tasks/evalsets/{evalset_id}/tasks")
 async def add_evalset_tasks(
     evalset_id: str, body: EvalsetTasks, svc: Svc, who: Who
 ) -> TaskUploadResult:
     """Add tasks in hud's internal format to an existing taskset, by its id."""
     evalset = await svc.tasksets.get(who, evalset_id)
-    tasks = [evalset_task(task, index) for index, task in enumerate(body.tasks)]
+    tasks = []
+    for index, task in enumerate(body.tasks):
+        loc: list[str | int] = ["body", "tasks", index, "scenario_id"]
+        named = await svc.environments.scenario(who, task.scenario_id or "", loc)
+        tasks.append(evalset_task(task, named))
     return await upload_tasks(TasksetUpload(name=evalset.name, tasks=tasks), svc, who)
 
 
-def evalset_task(task: EvalsetTask, index: int) -> TaskDefinition:
-    loc: list[str | int] = ["body", "tasks", index, "scenario_id"]
-    if task.scenario_id is None:
-        raise Invalid(loc, "scenario_id is required: give the scenario as 'environment/scenario'")
-    environment, _, scenario = task.scenario_id.replace(":", "/").partition("/")
-    if not environment or not scenario:
-        raise Invalid(loc, f"scenario_id {task.scenario_id!r} must be 'environment/scenario'")
+def evalset_task(task: EvalsetTask, named: ScenarioRef) -> TaskDefinition:
+    environment, scenario = named.environment, named.scenario
     env = task.env_config or EnvConfig()
     metadata = {**(task.metadata or {}), **({"tier": task.tier} if task.tier is not None else {})}
     return TaskDefinition(
@@ -389,7 +468,7 @@ def evalset_task(task: EvalsetTask, index: int) -> TaskDefinition:
 # --- jobs -----------------------------------------------------------------------------------
 
 
-@router.get("/telemetry/job/{batch_id}")
+@routes.get("/telemetry/job/{batch_id}")
 async def job_telemetry(batch_id: str, svc: Svc, who: Who) -> JobTelemetry:
     """A job's metrics and every one of its runs with reward, timing and metadata."""
     batch = await svc.batches.get_batch(who, batch_id, include_runs=False)
@@ -424,15 +503,21 @@ async def job_telemetry(batch_id: str, svc: Svc, who: Who) -> JobTelemetry:
                 duration_seconds=(
                     (run.ended_at - run.created_at).total_seconds() if run.ended_at else None
                 ),
-                metadata=run.metadata,
+                metadata=own_metadata(run.metadata),
             )
             for run in runs
         ],
     )
 
 
-@router.get("/telemetry/job/{batch_id}/trace-ids")
+@routes.get("/telemetry/job/{batch_id}/trace-ids")
 async def job_trace_ids(batch_id: str, svc: Svc, who: Who) -> JobTraceIds:
     """Every trace id of a job, in the order its runs start."""
     batch = await svc.batches.get_batch(who, batch_id, include_runs=True)
     return JobTraceIds(job_id=batch_id, trace_ids=batch.run_ids or [])
+
+
+router = APIRouter(prefix=PREFIX)
+router.include_router(routes)
+versioned = APIRouter(prefix=f"{PREFIX}/v1")
+versioned.include_router(routes)

@@ -49,8 +49,9 @@ async def test_seed_curl_example_runs_and_returns_its_trace(
         "scenario_name": "answer_question",
         "scenario_args": {"query": "What is the capital of France?"},
     }
-    assert trace["model"] == "anthropic/claude-opus-4-5"
-    assert "trajectory" not in trace or trace["trajectory"] is None
+    # The model as sent; its parts not asked for are absent, not null.
+    assert trace["model"] == "claude-opus-4-5"
+    assert not {"trajectory", "logs", "rollout_logs"} & set(trace)
 
 
 async def test_seed_webhook_and_chat_examples(base: str, key: str, upstream: Upstream) -> None:
@@ -98,7 +99,8 @@ async def test_async_polling_pattern_and_trace_read_back(
         assert status == {"trace_id": trace_id, "status": "completed", "reward": 1.0}
 
         light = (await http.get(f"/telemetry/traces/{trace_id}")).json()
-        assert light.get("trajectory") is None
+        assert "trajectory" not in light
+        assert light["model"] == "gpt-4o-hud"
         params = {"include_trajectory": True, "include_logs": True, "include_rollout_logs": True}
         full = (await http.get(f"/telemetry/traces/{trace_id}", params=params)).json()
         roles = [step["role"] for step in full["trajectory"]]
@@ -204,3 +206,82 @@ async def test_bad_input_says_what_to_fix(base: str, key: str) -> None:
     assert unknown_model.status_code == 422
     assert "provider/model" in unknown_model.text
     assert no_key.status_code == 401
+
+
+async def test_seed_cron_example_without_a_content_type(
+    base: str, key: str, upstream: Upstream
+) -> None:
+    # `curl -d` sends application/x-www-form-urlencoded; the body is JSON all the same.
+    upstream.plan("claude-sonnet-4-5", Reply(text="Cleaned up."))
+    cron = b'{"env_name": "ops", "scenario_name": "daily_cleanup", "scenario_args": {}, '
+    cron += b'"model": "claude-sonnet-4-5"}'
+    form = {"Authorization": f"Bearer {key}", "Content-Type": "application/x-www-form-urlencoded"}
+    async with httpx.AsyncClient(base_url=f"{base}/hud/v1", timeout=120) as http:
+        ran = await http.post("/agent/run", content=cron, headers=form)
+        assert ran.status_code == 200, ran.text
+        assert ran.json()["status"] == "completed"
+        bare = {"Authorization": f"Bearer {key}"}
+        trace = await http.get(f"/telemetry/traces/{ran.json()['trace_id']}", headers=bare)
+        not_json = await http.post("/agent/run", content=b"env_name=ops", headers=form)
+        empty = await http.post("/agent/run", headers=bare)
+        native = await http.post(f"{base}/v1/runs", content=b"<run/>", headers=bare)
+    assert trace.status_code == 200, trace.text
+    assert trace.json()["model"] == "claude-sonnet-4-5"
+    for refused in (not_json, empty, native):
+        assert refused.status_code == 422
+        assert "send a JSON object" in refused.json()["detail"][0]["msg"]
+
+
+async def test_scenario_ids_skip_job_and_every_endpoint_under_v1(
+    base: str, key: str, native: httpx.AsyncClient, upstream: Upstream
+) -> None:
+    upstream.plan("gpt-4o-jobs", *[Reply(text="A helpful answer.") for _ in range(2)])
+    async with httpx.AsyncClient(
+        base_url=f"{base}/hud/v1", headers={"Authorization": f"Bearer {key}"}, timeout=120
+    ) as http:
+        environments = (await http.get("/environments")).json()
+        [assistant] = [env for env in environments if env["name"] == "my-assistant"]
+        [scenario] = assistant["scenarios"]
+        assert scenario["name"] == "answer_question"
+        assert (await http.get("/environments/my-assistant")).json() == assistant
+
+        first = {
+            "slug": "first",
+            "scenario": "answer_question",
+            "args": {"query": "x"},
+            "env": {"name": "my-assistant"},
+        }
+        made = await http.post("/tasks/upload", json={"name": "hud-ids", "tasks": [first]})
+        assert made.status_code == 200, made.text
+        evalset_id = made.json()["evalset_id"]
+        args = [{"name": "query", "value": "helpful?"}]
+        task = {"scenario_id": scenario["id"], "external_id": "by-id", "scenario_args": args}
+        added = await http.post(f"/tasks/evalsets/{evalset_id}/tasks", json={"tasks": [task]})
+        assert added.status_code == 200, added.text
+        tasks = (await native.get(f"/v1/tasksets/{evalset_id}")).json()["tasks"]
+        [by_id] = [t for t in tasks if t["slug"] == "by-id"]
+        assert (by_id["task"]["env"]["name"], by_id["task"]["scenario"]) == (
+            "my-assistant",
+            "answer_question",
+        )
+        unknown = {**task, "scenario_id": "00000000-0000-4000-8000-000000000000"}
+        refused = await http.post(f"/tasks/evalsets/{evalset_id}/tasks", json={"tasks": [unknown]})
+        assert refused.status_code == 422
+        assert refused.json()["detail"][0]["loc"] == ["body", "tasks", 0, "scenario_id"]
+
+        body = {**SEED_CURL_BODY, "model": "gpt-4o-jobs"}
+        with_job = (await http.post("/agent/run", json={**body, "skip_job": False})).json()
+        job_id = with_job["job_id"]
+        ids = (await http.get(f"/telemetry/job/{job_id}/trace-ids")).json()
+        assert ids["trace_ids"] == [with_job["trace_id"]]
+        assert (await http.get(f"/telemetry/job/{job_id}")).json()["metrics"]["total"] == 1
+        skipped = await http.post(
+            "/agent/run", json={**body, "evalset_id": evalset_id, "skip_job": True}
+        )
+        assert "job_id" not in skipped.json()
+        trace = (await http.get(f"/telemetry/traces/{skipped.json()['trace_id']}")).json()
+        assert (trace["job_id"], trace["evalset_id"]) == (None, evalset_id)
+        statuses = await http.post("/telemetry/traces/status", json={"trace_ids": [job_id]})
+        assert statuses.json()["traces"][0]["status"] == "not_found"
+        full = await http.get(f"/telemetry/trace/{with_job['trace_id']}")
+        assert full.status_code == 200, full.text

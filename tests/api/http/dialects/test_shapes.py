@@ -3,14 +3,13 @@ sends becomes Loopline's request, and Loopline's records become the seed's answe
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
-
-import pytest
 
 from api.http.dialects.agents import chat_message
 from api.http.dialects.hud import EvalsetTask, evalset_task, trace_of, trace_parts
 from api.http.dialects.task_runs import log_entry, task_run
-from api.services.errors import Invalid
+from api.services.environments import ScenarioRef, scenario_id
 from loopline.models import EventType, EventView, RunStatus, RunView, Usage
 
 NOW = datetime(2026, 12, 3, tzinfo=UTC)
@@ -57,23 +56,27 @@ def test_a_hud_trace_splits_its_events_into_trajectory_logs_and_rollout_logs() -
     assert [e.seq for e in parts["rollout_logs"]] == [3]
 
 
-def test_a_hud_evalset_task_names_its_scenario_as_environment_slash_scenario() -> None:
+def test_a_hud_evalset_task_plays_its_scenario_with_its_args() -> None:
     task = evalset_task(
         EvalsetTask.model_validate(
             {
-                "scenario_id": "trivia:capital",
+                "scenario_id": scenario_id("trivia", "capital"),
                 "scenario_args": [{"name": "country", "value": "Peru"}],
                 "tier": 2,
                 "external_id": "peru",
             }
         ),
-        0,
+        ScenarioRef("trivia", "capital"),
     )
     assert (task.env.name, task.scenario, task.slug) == ("trivia", "capital", "peru")
     assert task.args == {"country": "Peru"} and task.metadata == {"tier": 2}
-    with pytest.raises(Invalid) as refused:
-        evalset_task(EvalsetTask(scenario_id="capital"), 4)
-    assert refused.value.loc == ["body", "tasks", 4, "scenario_id"]
+
+
+def test_a_scenario_id_is_a_uuid_of_its_environment_and_name() -> None:
+    first = scenario_id("trivia", "capital")
+    assert uuid.UUID(first).version == 5
+    assert scenario_id("trivia", "capital") == first
+    assert scenario_id("trivia", "capitals") != first
 
 
 def test_an_agents_api_message_carries_tool_calls_as_functions() -> None:
