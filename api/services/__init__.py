@@ -25,6 +25,7 @@ from api.services.runs import RunService, RunSettings
 from api.services.signing import Signer
 from api.services.task_runs import TaskRunService
 from api.services.tasksets import TasksetService
+from api.services.templates import TemplateService
 from api.services.viewer import ViewerSessions
 from api.services.workflows import Workflows
 from loopline.blobs import open_blob_store
@@ -48,6 +49,7 @@ class Services:
     environments: EnvironmentService
     keys: KeyService
     task_runs: TaskRunService
+    templates: TemplateService
     reconciler: Reconciler
     viewer: ViewerSessions
 
@@ -67,6 +69,7 @@ def build_services(
     runs = RunService(stores, access, workflows, registry, box, live, tasksets, run_settings)
     commands = CommandService(stores.runs, access, workflows, settings.relay_webhooks)
     blobs = open_blob_store(settings)
+    environments = EnvironmentService(registry, access)
     return Services(
         access=access,
         runs=runs,
@@ -76,9 +79,10 @@ def build_services(
         tasksets=tasksets,
         artifacts=ArtifactService(stores.runs, access, blobs, signer, settings.max_artifact_bytes),
         agents=AgentService(stores.agents, stores.runs, access, runs, commands, live),
-        environments=EnvironmentService(registry, access),
+        environments=environments,
         keys=KeyService(stores.keys, access),
         task_runs=TaskRunService(stores.tasksets, access, runs),
+        templates=TemplateService(stores.tasksets, environments, access),
         reconciler=Reconciler(
             stores,
             workflows,

@@ -4,7 +4,7 @@ Loopline gives the provider of their family, or already `provider/model`."""
 from __future__ import annotations
 
 from api.services.errors import Invalid
-from loopline.models import SCRIPTED_MODEL, Provider
+from loopline.models import SCRIPTED_MODEL, ModelConfig, Provider, parse_model
 
 # Model names the hosted products take without a provider, by their family's prefix.
 PROVIDER_PREFIXES: tuple[tuple[str, Provider], ...] = (
@@ -43,3 +43,24 @@ def qualified_model(name: str, loc: list[str | int] | None = None) -> str:
         "(e.g. 'openai/gpt-4o', 'custom/llama-3'); bare names are known for claude-*, gpt-* "
         "and o1/o3/o4 models",
     )
+
+
+def default_endpoint(config: ModelConfig, loc: list[str | int]) -> ModelConfig:
+    """A `custom` model without a base_url (the rollout API's defaults) is not a server of
+    one's own: it is the model of the provider its name says (`gpt-4o`, `openai/gpt-4o`),
+    called at that provider's default endpoint. `loc` is the model's name in the request."""
+    if config.provider is not Provider.custom or config.base_url is not None:
+        return config
+    try:
+        named = parse_model(qualified_model(config.model, loc))
+    except ValueError as error:
+        raise Invalid(loc, str(error)) from None
+    except Invalid as error:
+        raise Invalid(
+            loc,
+            f"{error.message}; or give base_url, the address of your own OpenAI-compatible "
+            "server (provider custom)",
+        ) from None
+    if named.provider is Provider.custom:
+        raise Invalid(loc, f"model {config.model!r} is a custom server's: give its base_url")
+    return config.model_copy(update={"provider": named.provider, "model": named.model})

@@ -2,7 +2,10 @@
 delete them. Served under `/rl-gym`.
 
 An rl-gym run is a Loopline batch, a rollout one of its runs, and a template (`scenario_id`)
-a taskset whose task slugs are the `task_ids`.
+a taskset whose task slugs are the `task_ids`, an environment whose scenarios they are, or
+one scenario (api/services/templates.py). A model config with the documented defaults
+(provider `custom`, no `base_url`) is the model of the provider its name says, at that
+provider's default endpoint.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from api.http.deps import Offset, Svc, Who
 from api.http.routing import DocumentedRoute
 from api.services.batches import BatchListing
 from api.services.errors import Conflict, Invalid
+from api.services.model_names import default_endpoint
 from loopline.models import (
     MAX_STEPS_LIMIT,
     BatchRequest,
@@ -32,6 +36,15 @@ router = APIRouter(prefix="/rl-gym", tags=["dialect: rl-gym"], route_class=Docum
 
 SOURCE = "rl-gym"
 SOURCES = ("rl-gym", "task-editor", "datadog-synthetics", "all")
+# Where a batch request's fields come from in a launch request, for the fields it refuses.
+LAUNCH_FIELDS: dict[str, list[str | int]] = {
+    "model": ["model_config"],
+    "user_model": ["user_model_config"],
+    "max_steps": ["model_config", "max_steps"],
+    "tasks": ["task_ids"],
+    "task_slugs": ["task_ids"],
+    "taskset": ["scenario_id"],
+}
 
 
 class GymModelConfig(BaseModel):
@@ -51,8 +64,9 @@ class GymModelConfig(BaseModel):
     summarize_every_n_turns: int = Field(default=0, ge=0, le=MAX_STEPS_LIMIT)
     context_stride: int = Field(default=3, ge=1)
 
-    def native(self) -> ModelConfig:
-        return ModelConfig(**self.model_dump())
+    def native(self, loc: list[str | int]) -> ModelConfig:
+        """As Loopline's model config; `loc` is where this one is in the request."""
+        return default_endpoint(ModelConfig(**self.model_dump()), [*loc, "model"])
 
 
 class LaunchRequest(BaseModel):
@@ -121,14 +135,17 @@ async def launch_runs(body: LaunchRequest, svc: Svc, who: Who) -> LaunchResponse
             ["body", "task_overrides"],
             f"task_overrides keys must be in task_ids; not in task_ids: {', '.join(unknown)}",
         )
+    template = await svc.templates.tasks(who, body.scenario_id, body.task_ids)
+    user_model = body.user_model_config
     request = BatchRequest(
         batch_id=body.run_name,
         name=body.run_name,
-        taskset=body.scenario_id,
+        taskset=template.taskset,
+        tasks=template.tasks,
         task_slugs=body.task_ids,
         rollout_count=body.rollout_count,
-        model=body.agent_model.native(),
-        user_model=body.user_model_config.native() if body.user_model_config else None,
+        model=body.agent_model.native(["body", "model_config"]),
+        user_model=user_model.native(["body", "user_model_config"]) if user_model else None,
         max_steps=body.agent_model.max_steps,
         task_overrides=body.task_overrides,
         metadata={"scenario_id": body.scenario_id},
@@ -138,13 +155,7 @@ async def launch_runs(body: LaunchRequest, svc: Svc, who: Who) -> LaunchResponse
     try:
         batch, created = await svc.batches.start_batch(who, request)
     except Invalid as error:
-        if error.loc[:2] != ["body", "taskset"]:
-            raise
-        raise Invalid(
-            ["body", "scenario_id"],
-            f"{error.message}: a template is a taskset; upload its tasks first "
-            "(POST /v1/tasksets/upload)",
-        ) from error
+        raise Invalid(launch_loc(error.loc), error.message) from error
     if not created:
         raise Conflict(f"run_name {body.run_name!r} is already used; choose another")
     rollouts = await svc.batches.all_runs(who, batch.batch_id)
@@ -211,6 +222,15 @@ async def delete_run(batch_id: str, svc: Svc, who: Who) -> DeleteResponse:
     """Delete an ended run with all its rollouts (409 while rollouts are still active)."""
     result = await svc.batches.delete_batch(who, batch_id)
     return DeleteResponse(run_id=batch_id, deleted_rollouts=result.deleted_runs)
+
+
+def launch_loc(loc: list[str | int]) -> list[str | int]:
+    """Where a refused field of the batch request was in the launch request."""
+    if len(loc) < 2 or loc[0] != "body" or str(loc[1]) not in LAUNCH_FIELDS:
+        return loc
+    # A task of inline tasks is named by its place in task_ids; its fields were not sent.
+    rest = loc[2:3] if loc[1] == "tasks" else loc[2:]
+    return ["body", *LAUNCH_FIELDS[str(loc[1])], *rest]
 
 
 def run_status(batch: BatchView, rollout_ids: list[str]) -> RunStatusResponse:

@@ -163,7 +163,8 @@ async def test_overrides_sources_cancel_and_errors(
         assert (await http.post("/runs", json=hot)).status_code == 422
         unknown = await http.post("/runs", json={**SEED_LAUNCH, "scenario_id": "nope"})
         assert unknown.status_code == 422
-        assert "upload its tasks" in unknown.text
+        assert unknown.json()["detail"][0]["loc"] == ["body", "scenario_id"]
+        assert "no template 'nope'" in unknown.text
         assert (await http.get("/runs/nope")).status_code == 404
 
         upstream.plan("gpt-4o-friday", Reply(text="Helpful: Friday it is."))
@@ -177,3 +178,52 @@ async def test_overrides_sources_cancel_and_errors(
         assert (await wait_until(http, overridden["run_id"], 1))["completed"] == 1
     first_prompt = upstream.requests["gpt-4o-friday"][0].body["messages"]
     assert any("Friday" in str(m.get("content")) for m in first_prompt)
+
+
+async def test_documented_model_defaults_and_an_environments_scenarios_as_tasks(
+    base: str, key: str, upstream: Upstream
+) -> None:
+    # Only the documented defaults: provider custom, base_url null, the provider's endpoint.
+    defaults = {"model": "gpt-4o-defaults", "api_key": "sk-run"}
+    upstream.plan("gpt-4o-defaults", *[Reply(text="All clean.") for _ in range(2)])
+    launches = {
+        "by-environment": {"scenario_id": "ops", "task_ids": ["daily_cleanup"]},
+        "by-scenario": {"scenario_id": "ops/daily_cleanup", "task_ids": ["nightly"]},
+    }
+    async with httpx.AsyncClient(
+        base_url=f"{base}/rl-gym", headers={"Authorization": f"Bearer {key}"}, timeout=60
+    ) as http:
+        for name, launch in launches.items():
+            body = {**launch, "model_config": defaults, "run_name": name}
+            launched = await http.post("/runs", json=body)
+            assert launched.status_code == 200, launched.text
+            [rollout] = launched.json()["rollouts"]
+            assert (rollout["scenario_id"], rollout["task_id"]) == (
+                launch["scenario_id"],
+                launch["task_ids"][0],
+            )
+            assert (await wait_until(http, name, 1))["completed"] == 1
+
+        refusals = {
+            ("body", "model_config", "model"): {
+                "scenario_id": "ops",
+                "task_ids": ["daily_cleanup"],
+                "model_config": {"model": "llama-3", "api_key": "k"},
+            },
+            ("body", "task_ids"): {
+                "scenario_id": "ops",
+                "task_ids": ["nope"],
+                "model_config": defaults,
+            },
+            ("body", "task_ids", 0): {
+                "scenario_id": "my-assistant",
+                "task_ids": ["answer_question"],  # a scenario that needs args none gave
+                "model_config": defaults,
+            },
+        }
+        for loc, body in refusals.items():
+            refused = await http.post("/runs", json=body)
+            assert refused.status_code == 422, refused.text
+            assert tuple(refused.json()["detail"][0]["loc"]) == loc, refused.text
+    sent = upstream.requests["gpt-4o-defaults"]
+    assert {r.headers["authorization"] for r in sent} == {"Bearer sk-run"}
