@@ -9,7 +9,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from loopline.logs import LogFormat
-from loopline.models import Provider, RemoteEnvironmentConfig
+from loopline.models import HttpUrlText, Provider, RemoteEnvironmentConfig
 from loopline.outbound import OutboundPolicy
 
 DEFAULT_ENVIRONMENT_MODULES = ("environments.chat", "environments.orders", "environments.trivia")
@@ -118,6 +118,21 @@ class Settings(BaseSettings):
         default=16 * 1024 * 1024,
         gt=0,
         description="The largest request body (413 beyond); artifact uploads have their own.",
+    )
+    default_model: str | None = Field(
+        default=None,
+        description="'provider/model' of a task run (task-runs API) started without a model "
+        "whose task names none (agent_config.model); unset: such a run is refused. The API's.",
+    )
+    openai_base_url: HttpUrlText | None = Field(
+        default=None,
+        description="Where openai models without a base_url of their own are called; unset: "
+        "OPENAI_BASE_URL, else api.openai.com. The workers'.",
+    )
+    anthropic_base_url: HttpUrlText | None = Field(
+        default=None,
+        description="Where anthropic models without a base_url of their own are called; "
+        "unset: ANTHROPIC_BASE_URL, else api.anthropic.com. The workers'.",
     )
     provider_rate_limits: dict[Provider, Annotated[float, Field(gt=0)]] = Field(
         default_factory=dict,

@@ -81,7 +81,7 @@ def build_services(
         agents=AgentService(stores.agents, stores.runs, access, runs, commands, live),
         environments=environments,
         keys=KeyService(stores.keys, access),
-        task_runs=TaskRunService(stores.tasksets, access, runs),
+        task_runs=TaskRunService(stores.tasksets, access, runs, settings.default_model),
         templates=TemplateService(stores.tasksets, environments, access),
         reconciler=Reconciler(
             stores,

@@ -21,7 +21,8 @@ from loopline.store import TasksetStore
 # Loopline must know which model plays a task run; the seed's runs have it implicitly.
 NO_MODEL = (
     "say which model runs the task: 'provider/model' (e.g. 'openai/gpt-4o'), a model "
-    "config, or 'scripted' with a script"
+    "config, or 'scripted' with a script; or give the task a model (agent_config.model), or "
+    "the deployment one for every task run (LOOPLINE_DEFAULT_MODEL)"
 )
 
 
@@ -36,6 +37,8 @@ class TaskRunService:
     tasksets: TasksetStore
     access: Access
     runs: RunService
+    # The model of a task run that names none, when its task names none either.
+    default_model: str | None = None
 
     def check_project(self, caller: Caller, path: TaskPath) -> None:
         if path.project_id != caller.project:
@@ -53,7 +56,12 @@ class TaskRunService:
         self.check_project(caller, path)
         self.access.project(caller, Scope.task_write)
         if options.get("model") is None:
-            raise Invalid(["body", "model"], NO_MODEL)
+            _, task = await self.runs.find_task(caller, path.task_id)
+            own = task.agent_config.model if task.agent_config else None
+            model = own or self.default_model
+            if model is None:
+                raise Invalid(["body", "model"], NO_MODEL)
+            options = {**options, "model": model}
         view, _ = await self.runs.start_task_run(caller, path.task_id, options, fields)
         return view
 

@@ -98,7 +98,14 @@ def resolve_task(
 
 
 def check_task(task: TaskDefinition, registry: Registry, loc: list[str | int]) -> None:
-    """Resolve the task as a run would be, with a stand-in model."""
+    """Resolve the task as a run would be, with a stand-in model; its own model, if it
+    names one, must say its provider."""
+    own = task.agent_config.model if task.agent_config else None
+    if own is not None:
+        try:
+            parse_model(own)
+        except ValueError as error:
+            raise Invalid([*loc, "agent_config", "model"], str(error)) from None
     request = task_request(
         task.model_copy(update={"rubric": None}), model=SCRIPTED_MODEL, script=PLACEHOLDER_SCRIPT
     )

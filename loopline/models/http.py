@@ -401,9 +401,15 @@ class TaskEnvironment(BaseModel):
 
 
 class AgentConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
     system_prompt: str | None = Field(default=None, max_length=100_000)
+    model: str | None = Field(
+        default=None,
+        max_length=200,
+        description="'provider/model': the model of the task's runs that name none (a task "
+        "run started without a body); a batch's own model wins.",
+    )
 
 
 class TaskDefinition(BaseModel):

@@ -14,6 +14,7 @@ import pytest
 
 from tests.api.http.dialects.conftest import Inbox
 from tests.harness import sse_events
+from tests.upstream import Reply, Upstream
 
 TASK = "fix-login"
 
@@ -170,8 +171,38 @@ async def test_wrong_project_missing_task_and_missing_model(
         no_model = await runs.post("/runs")
         assert no_model.status_code == 400
         assert "which model" in no_model.text
+        assert "agent_config.model" in no_model.text
     async with httpx.AsyncClient(headers={"Authorization": f"Bearer {key}"}) as http:
         other = await http.get(f"{base}/task-runs/api/projects/other/tasks/{TASK}/runs")
         assert other.status_code == 404
         unknown = await http.get(f"{base}/task-runs/api/projects/default/tasks/nope/runs")
         assert unknown.status_code == 404
+
+
+async def test_the_seeds_create_without_a_body_runs_the_tasks_own_model(
+    base: str, key: str, native: httpx.AsyncClient, upstream: Upstream
+) -> None:
+    task = {
+        "slug": "own-model",
+        "scenario": "capital",
+        "args": {"country": "Kenya"},
+        "env": {"name": "trivia"},
+        "agent_config": {"model": "openai/gpt-4o-task"},
+    }
+    uploaded = await native.post("/v1/tasksets/upload", json={"name": "owned", "tasks": [task]})
+    assert uploaded.status_code == 200, uploaded.text
+    vague = {**task, "slug": "vague", "agent_config": {"model": "llama-3"}}
+    refused = await native.post("/v1/tasksets/upload", json={"name": "owned", "tasks": [vague]})
+    assert refused.status_code == 422
+    assert refused.json()["detail"][0]["loc"] == ["body", "tasks", 0, "agent_config", "model"]
+    upstream.plan("gpt-4o-task", Reply(text="Nairobi."))
+    async with httpx.AsyncClient(
+        base_url=f"{base}/task-runs/api/projects/default/tasks/own-model",
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=60,
+    ) as runs:
+        created = await runs.post("/runs")
+        assert created.status_code == 201, created.text
+        done = await wait_status(runs, created.json()["id"], {"completed", "failed"})
+    assert (done["status"], done["answer"]) == ("completed", "Nairobi.")
+    assert len(upstream.requests["gpt-4o-task"]) == 1
