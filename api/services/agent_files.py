@@ -69,3 +69,11 @@ def transcript(conversation: list[ChatMessage]) -> str:
     if len(conversation) == 1 and conversation[0].role == "user":
         return conversation[0].content or ""
     return "\n\n".join(f"{m.role.title()}: {m.content or ''}" for m in conversation)
+
+
+def template_inputs(config: dict[str, Any]) -> list[str]:
+    """The names of the inputs an agent's template takes, in the order they first appear."""
+    template = config.get("template") or []
+    texts = [template] if isinstance(template, str) else [m.get("content") for m in template]
+    names = [m.group(1) for text in texts if isinstance(text, str) for m in VARIABLE.finditer(text)]
+    return list(dict.fromkeys(names))

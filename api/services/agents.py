@@ -40,7 +40,7 @@ from loopline.models import (
     parse_model,
 )
 from loopline.store import AgentStore, TraceStore
-from loopline.store.agents import agent_id_for
+from loopline.store.agents import Deployment, agent_id_for
 
 CHAT_ENVIRONMENT = "chat"
 CHAT_SCENARIO = "respond"
@@ -89,6 +89,20 @@ class AgentTurn:
         return meta
 
 
+@dataclass(frozen=True)
+class AgentRecord:
+    """An agent as listed or read: one of its versions, and where its versions are deployed."""
+
+    version: AgentVersion
+    deployments: list[Deployment]
+
+
+@dataclass(frozen=True)
+class AgentPage:
+    total: int
+    agents: list[AgentRecord]
+
+
 @dataclass
 class AgentService:
     agents: AgentStore
@@ -103,6 +117,38 @@ class AgentService:
         project = self.access.project(caller, Scope.task_write)
         _model(AgentKernel.model_validate(config), ["body", "model"])
         return await self.agents.save(project, path, config)
+
+    async def list_agents(
+        self, caller: Caller, name: str | None, *, page: int, size: int
+    ) -> AgentPage:
+        """A page (from 1) of the project's agents by path, each as its deployed version
+        (the default environment's, else its newest)."""
+        project = self.access.project(caller, Scope.task_read)
+        offset = (page - 1) * size
+        total, ids = await self.agents.list_agents(project, name, limit=size, offset=offset)
+        agents = [await self._record(project, agent_id, None) for agent_id in ids]
+        return AgentPage(total=total, agents=agents)
+
+    async def get_agent(
+        self,
+        caller: Caller,
+        agent_id: str,
+        version_id: str | None = None,
+        environment: str | None = None,
+    ) -> AgentRecord:
+        """The agent as one version: `version_id`, else the one `environment` (else the
+        default environment) points at, else its newest."""
+        project = self.access.project(caller, Scope.task_read)
+        if version_id is None:
+            return await self._record(project, agent_id, environment)
+        version = await self.agents.version(version_id, project)
+        if version.agent_id != agent_id:
+            raise NotFound(f"agent {agent_id!r} has no version {version_id!r}")
+        return AgentRecord(version, await self.agents.deployments(agent_id))
+
+    async def _record(self, project: str, agent_id: str, environment: str | None) -> AgentRecord:
+        version = await self.agents.current(agent_id, project, environment)
+        return AgentRecord(version, await self.agents.deployments(agent_id))
 
     async def deploy(
         self, caller: Caller, agent_id: str, environment: str, version_id: str

@@ -6,9 +6,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import IntegrityError
 
@@ -16,6 +18,15 @@ from loopline.models import AgentVersion
 from loopline.store.database import Database, aware, utcnow
 from loopline.store.errors import AgentNotFoundError
 from loopline.store.tables import agent_deployments, agent_versions
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """A named environment of an agent, and the version it points at."""
+
+    environment: str
+    version_id: str
+    deployed_at: datetime
 
 
 def agent_id_for(project: str, path: str) -> str:
@@ -84,6 +95,40 @@ class AgentStore:
 
         return await self._db.read(work)
 
+    async def list_agents(
+        self, project: str, name: str | None, *, limit: int, offset: int
+    ) -> tuple[int, list[str]]:
+        """The project's agents (ids) by path, those whose name holds `name` (any case)."""
+
+        def work(conn: Connection) -> tuple[int, list[str]]:
+            where = [agent_versions.c.project == project]
+            if name:
+                where.append(func.lower(agent_versions.c.path).contains(name.lower()))
+            agents = (
+                select(agent_versions.c.agent_id, func.min(agent_versions.c.path).label("path"))
+                .where(*where)
+                .group_by(agent_versions.c.agent_id)
+                .subquery()
+            )
+            total = conn.scalar(select(func.count()).select_from(agents)) or 0
+            page = select(agents.c.agent_id).order_by(agents.c.path).limit(limit).offset(offset)
+            return int(total), list(conn.scalars(page))
+
+        return await self._db.read(work)
+
+    async def deployments(self, agent_id: str) -> list[Deployment]:
+        """Where the agent's versions are deployed, by environment name."""
+
+        def work(conn: Connection) -> list[Deployment]:
+            rows = conn.execute(
+                select(agent_deployments)
+                .where(agent_deployments.c.agent_id == agent_id)
+                .order_by(agent_deployments.c.environment)
+            )
+            return [_deployment(row._mapping) for row in rows]
+
+        return await self._db.read(work)
+
     async def deploy(self, version: AgentVersion, environment: str) -> None:
         def work(conn: Connection) -> None:
             conn.execute(
@@ -117,6 +162,12 @@ def _version_of(conn: Connection, version_id: str, project: str) -> AgentVersion
 
 # Where a call lands that names neither a version nor an environment, if it is deployed.
 DEFAULT_ENVIRONMENT = "production"
+
+
+def _deployment(row: RowMapping) -> Deployment:
+    deployed_at = aware(row["deployed_at"])
+    assert deployed_at is not None  # the column is NOT NULL
+    return Deployment(row["environment"], row["version_id"], deployed_at)
 
 
 def _version(row: RowMapping) -> AgentVersion:

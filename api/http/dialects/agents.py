@@ -1,6 +1,7 @@
 """The call-agent dialect: call an agent (its config inline, as a raw `.agent` file, or by
-path, id, version or deployed environment) and continue it after a client-side tool call.
-Served under `/agents-api`, authenticated by `X-API-KEY`.
+path, id, version or deployed environment) and continue it after a client-side tool call;
+upsert, deploy, list and read agents. Served under `/agents-api`, authenticated by
+`X-API-KEY`.
 
 An agent call is a run of the built-in `chat` environment: the agent's template and the
 messages become the run's system prompt and prompt, its inline tools the run's client-side
@@ -23,7 +24,8 @@ from api.http.routing import DocumentedRoute
 from api.http.sse import data_frame, sse_response
 from api.services import Services
 from api.services.access import Caller
-from api.services.agents import META_KEY, AgentCall, AgentRef, AgentTurn
+from api.services.agent_files import template_inputs
+from api.services.agents import META_KEY, AgentCall, AgentRecord, AgentRef, AgentTurn
 from loopline.models import (
     AgentKernel,
     AgentVersion,
@@ -40,6 +42,10 @@ from loopline.models import (
 router = APIRouter(prefix="/agents-api", tags=["dialect: agents-api"], route_class=DocumentedRoute)
 
 FINISH_REASONS = {StopReason.answered: "stop", StopReason.max_steps: "max_iterations"}
+# The environment that calls naming no version use (the agent store's default), which
+# humanloop tags "default".
+DEFAULT_ENVIRONMENT = "production"
+MAX_PAGE_SIZE = 100
 # The call's own fields that are kept with its run and come back in its log.
 ECHOED = ("source", "user", "environment", "trace_parent_id", "source_datapoint_id")
 
@@ -80,7 +86,16 @@ class UpsertAgent(AgentKernel):
     path: str = Field(min_length=1, max_length=500)
 
 
+class AgentEnvironment(BaseModel):
+    id: str
+    name: str
+    tag: Literal["default", "other"]
+    created_at: datetime = Field(description="When the version was deployed there.")
+
+
 class AgentInfo(BaseModel):
+    """An agent version with its config's fields (model, template, tools, ...)."""
+
     model_config = ConfigDict(extra="allow")
 
     id: str
@@ -89,6 +104,24 @@ class AgentInfo(BaseModel):
     version_id: str
     type: Literal["agent"] = "agent"
     created_at: datetime
+    updated_at: datetime
+    last_used_at: datetime
+    status: Literal["committed"] = "committed"
+    # Not counted: a version's logs are its runs, read through /v1/runs.
+    version_logs_count: int = 0
+    total_logs_count: int = 0
+    inputs: list[dict[str, str]] = Field(description="The template's {{inputs}}, by name.")
+    tools: list[dict[str, Any]] = Field(default_factory=list)
+    environments: list[AgentEnvironment] | None = Field(
+        default=None, description="Where this version is deployed (listing and read only)."
+    )
+
+
+class AgentPage(BaseModel):
+    records: list[AgentInfo]
+    page: int
+    size: int
+    total: int
 
 
 class AgentLog(BaseModel):
@@ -186,6 +219,38 @@ async def upsert_agent(body: UpsertAgent, svc: Svc, who: Who) -> AgentInfo:
     version (its id is a hash of the content)."""
     config = body.model_dump(exclude={"path"}, exclude_none=True)
     return _agent(await svc.agents.save_version(who, body.path, config))
+
+
+@router.get("/agents")
+async def list_agents(
+    svc: Svc,
+    who: Who,
+    page: Annotated[int, Query(ge=1)] = 1,
+    size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 10,
+    name: Annotated[str | None, Query(max_length=500)] = None,
+) -> AgentPage:
+    """The project's agents by path, a page at a time (`page` from 1), each as its deployed
+    version; `name` keeps those whose path holds it (any case)."""
+    found = await svc.agents.list_agents(who, name, page=page, size=size)
+    return AgentPage(
+        records=[_listed(record) for record in found.agents],
+        page=page,
+        size=size,
+        total=found.total,
+    )
+
+
+@router.get("/agents/{agent_id}")
+async def get_agent(
+    agent_id: str,
+    svc: Svc,
+    who: Who,
+    version_id: str | None = None,
+    environment: str | None = None,
+) -> AgentInfo:
+    """The agent as `version_id`, or as the version `environment` (else production, else
+    its newest) points at."""
+    return _listed(await svc.agents.get_agent(who, agent_id, version_id, environment))
 
 
 @router.post("/agents/{agent_id}/environments/{environment_name}")
@@ -326,11 +391,32 @@ def _finish(stop: StopReason | None) -> str | None:
 
 
 def _agent(version: AgentVersion) -> AgentInfo:
-    return AgentInfo(
-        id=version.agent_id,
-        path=version.path,
-        name=version.path.rsplit("/", 1)[-1],
-        version_id=version.version_id,
-        created_at=version.created_at,
+    fields: dict[str, Any] = {
         **version.config,
-    )
+        "id": version.agent_id,
+        "path": version.path,
+        "name": version.path.rsplit("/", 1)[-1],
+        "version_id": version.version_id,
+        "created_at": version.created_at,
+        # A version never changes: its content is its id.
+        "updated_at": version.created_at,
+        "last_used_at": version.created_at,
+        "inputs": [{"name": name} for name in template_inputs(version.config)],
+    }
+    return AgentInfo.model_validate(fields)
+
+
+def _listed(record: AgentRecord) -> AgentInfo:
+    """The version with the environments that point at it."""
+    info = _agent(record.version)
+    info.environments = [
+        AgentEnvironment(
+            id=f"env_{deployment.environment}",
+            name=deployment.environment,
+            tag="default" if deployment.environment == DEFAULT_ENVIRONMENT else "other",
+            created_at=deployment.deployed_at,
+        )
+        for deployment in record.deployments
+        if deployment.version_id == record.version.version_id
+    ]
+    return info

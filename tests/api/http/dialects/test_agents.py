@@ -4,8 +4,13 @@ environment), suspend on a client-side tool and continue, stream, save=false."""
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 import httpx
+import pytest
+from humanloop import AsyncHumanloop
+from humanloop.core.api_error import ApiError
+from humanloop.types import AgentResponse
 
 from tests.upstream import Reply, Upstream
 
@@ -208,3 +213,39 @@ async def test_an_agent_is_refused_when_saved_with_a_model_without_a_provider(
     assert called.json()["detail"][0]["loc"] == ["body", "agent", "model"]
     assert continued.status_code == 422
     assert continued.json()["detail"][0]["loc"][:3] == ["body", "messages", 0]
+
+
+async def test_the_official_client_lists_and_reads_agents(base: str, key: str) -> None:
+    client = AsyncHumanloop(api_key=key, base_url=f"{base}/agents-api")
+    config = {"model": "gpt-4o-listed", "provider": "openai", "template": AGENT["template"]}
+    first = await client.agents.upsert(path="listed/alpha", **config)
+    changed = {**config, "temperature": 0.9}
+    second = await client.agents.upsert(path="listed/alpha", **changed)
+    other = await client.agents.upsert(path="listed/beta", **config)
+    await client.agents.set_deployment(
+        id=first.id, environment_id="production", version_id=first.version_id
+    )
+
+    pager = await client.agents.list(page=1, size=1, name="LISTED/")
+    assert isinstance(pager.items, list) and len(pager.items) == 1
+    listed = [agent async for agent in pager]  # the client pages on until a page is empty
+    assert [agent.path for agent in listed] == ["listed/alpha", "listed/beta"]
+    alpha, beta = listed
+    assert isinstance(alpha, AgentResponse) and isinstance(alpha.created_at, datetime)
+    # The deployed version, not the newest; which environments point at it.
+    assert alpha.version_id == first.version_id != second.version_id
+    assert [(env.name, env.tag) for env in alpha.environments or []] == [("production", "default")]
+    assert [i.name for i in alpha.inputs] == ["name"]
+    assert beta.version_id == other.version_id and beta.environments == []
+
+    got = await client.agents.get(first.id)
+    assert (got.id, got.version_id, got.model) == (first.id, first.version_id, "gpt-4o-listed")
+    by_version = await client.agents.get(first.id, version_id=second.version_id)
+    assert by_version.temperature == 0.9
+    for missing in (
+        client.agents.get("ag_nope"),
+        client.agents.get(other.id, version_id=first.version_id),
+    ):
+        with pytest.raises(ApiError) as refused:
+            await missing
+        assert refused.value.status_code == 404
