@@ -73,10 +73,14 @@ async def dialect_stack(
     )
     # The API first: it migrates the database the worker then opens.
     await stack.start_api()
+    # Models named bare go where Loopline's own settings say, before the SDKs' variables
+    # (which point at nothing here).
     stack.start_worker(
-        OPENAI_BASE_URL=upstream.openai_url,
+        LOOPLINE_OPENAI_BASE_URL=upstream.openai_url,
+        OPENAI_BASE_URL="http://127.0.0.1:9/v1",
         OPENAI_API_KEY="sk-workers-own",
-        ANTHROPIC_BASE_URL=upstream.anthropic_url,
+        LOOPLINE_ANTHROPIC_BASE_URL=upstream.anthropic_url,
+        ANTHROPIC_BASE_URL="http://127.0.0.1:9",
         ANTHROPIC_API_KEY="sk-ant-workers-own",
     )
     yield stack
