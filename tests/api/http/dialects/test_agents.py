@@ -10,6 +10,7 @@ import httpx
 import pytest
 from humanloop import AsyncHumanloop
 from humanloop.core.api_error import ApiError
+from humanloop.requests import ChatMessageParams
 from humanloop.types import AgentResponse
 
 from tests.upstream import Reply, Upstream
@@ -217,11 +218,20 @@ async def test_an_agent_is_refused_when_saved_with_a_model_without_a_provider(
 
 async def test_the_official_client_lists_and_reads_agents(base: str, key: str) -> None:
     client = AsyncHumanloop(api_key=key, base_url=f"{base}/agents-api")
-    config = {"model": "gpt-4o-listed", "provider": "openai", "template": AGENT["template"]}
-    first = await client.agents.upsert(path="listed/alpha", **config)
-    changed = {**config, "temperature": 0.9}
-    second = await client.agents.upsert(path="listed/alpha", **changed)
-    other = await client.agents.upsert(path="listed/beta", **config)
+    template: list[ChatMessageParams] = [{"role": "system", "content": "You help {{name}}."}]
+    first = await client.agents.upsert(
+        path="listed/alpha", model="gpt-4o-listed", provider="openai", template=template
+    )
+    second = await client.agents.upsert(
+        path="listed/alpha",
+        model="gpt-4o-listed",
+        provider="openai",
+        template=template,
+        temperature=0.9,
+    )
+    other = await client.agents.upsert(
+        path="listed/beta", model="gpt-4o-listed", provider="openai", template=template
+    )
     await client.agents.set_deployment(
         id=first.id, environment_id="production", version_id=first.version_id
     )
