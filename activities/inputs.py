@@ -8,10 +8,15 @@ from typing import Any
 from temporalio import activity
 
 from activities.base import StoreActivities
-from loopline.models import EventType, Message, RunStatus
+from loopline.models import EventType, Message, RunStatus, ToolCall
 from workflows.contract import stubs
 from workflows.contract.names import message_key, model_key, resumed_key, tool_key, turn_running_key
-from workflows.contract.payloads import StatusChange, ToolResultsInput, UserMessagesInput
+from workflows.contract.payloads import (
+    ClientStepInput,
+    StatusChange,
+    ToolResultsInput,
+    UserMessagesInput,
+)
 
 
 class InputActivities(StoreActivities):
@@ -52,6 +57,26 @@ class InputActivities(StoreActivities):
                 {**message.model_dump(), "client_side": True},
             )
         await self._status(request.run_id, resumed_key(request.step), RunStatus.running)
+
+    @activity.defn(name=stubs.RECORD_CLIENT_STEP.name)
+    async def record_client_step(self, request: ClientStepInput) -> None:
+        """A step of the agent in the caller, recorded where a model's reply would be: a
+        tool call (which the tool step then answers) or the final answer."""
+        call = request.call
+        fields: dict[str, Any] = {"steps": request.step}
+        if call is not None:
+            tool_call = ToolCall(id=call.call_id, name=call.name, arguments=call.arguments)
+            message = Message(role="assistant", tool_calls=[tool_call])
+        else:
+            message = Message(role="assistant", content=request.answer or "")
+            fields["answer"] = request.answer
+        await self.store.record(
+            request.run_id,
+            model_key(request.step),
+            EventType.message,
+            {**message.model_dump(), "client_side": True},
+            run_fields=fields,
+        )
 
     async def _pending_calls(self, change: StatusChange) -> list[dict[str, Any]] | None:
         """The calls the caller must answer, with their arguments (from the model's reply)."""

@@ -14,6 +14,7 @@ from api.http.dialects import ROUTERS
 from api.http.docs import install_docs
 from api.http.errors import ERROR_DESCRIPTIONS, install_error_handlers
 from api.http.limits import BodyLimits
+from api.http.mcp import router as mcp_router
 from api.http.observability import RequestObserver
 from api.http.routes import artifacts, batches, commands, environments, keys, runs, tasksets
 from api.http.ui import error_page, install_viewer
@@ -54,7 +55,7 @@ def create_app(settings: Settings, temporal: Client) -> FastAPI:
     refusals: dict[int | str, dict[str, Any]] = {
         status: {"description": text} for status, text in ERROR_DESCRIPTIONS.items()
     }
-    for router in (*NATIVE_ROUTERS, *ROUTERS):
+    for router in (*NATIVE_ROUTERS, mcp_router, *ROUTERS):
         app.include_router(router, responses=refusals)
 
     install_docs(app)

@@ -121,6 +121,7 @@ def build_worker(
             inputs.record_status,
             inputs.record_user_messages,
             inputs.record_tool_results,
+            inputs.record_client_step,
             relay.relay_message,
         ],
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,

@@ -14,6 +14,7 @@ reading them together is how a replay-safe change is checked.
 from __future__ import annotations
 
 import asyncio
+import functools
 from datetime import timedelta
 from typing import NoReturn, TypeVar
 
@@ -37,21 +38,30 @@ with workflow.unsafe.imports_passed_through():
     from workflows.contract.names import (
         ANSWER_UPDATES_FIRST_PATCH,
         CANCEL_SIGNAL,
+        CLIENT_ANSWER_UPDATE,
+        CLIENT_READY_UPDATE,
+        CLIENT_TOOL_CALL_UPDATE,
         CLOSE_SIGNAL,
         CONTINUE_UPDATE,
         NOT_ACCEPTING,
         NOT_AWAITING,
+        NOT_CLIENT_AGENT,
         REWARD,
         RUN_FAILED,
         RUN_WORKFLOW,
         STATE_QUERY,
         STATUS,
+        TOO_MANY_STEPS,
         USER_MESSAGE_UPDATE,
         WRONG_TOOL_CALLS,
         awaiting_key,
         idle_key,
     )
     from workflows.contract.payloads import (
+        ClientAnswer,
+        ClientStepInput,
+        ClientToolCall,
+        ClientToolCallAck,
         EvaluateInput,
         ModelStepResult,
         RunInput,
@@ -105,6 +115,14 @@ class RunWorkflow:
         self._accepting = True
         self._last_calls: str | None = None
         self._repeated_calls = 0
+        self._set_up = run.carry is not None
+        self._ended = False
+        # An agent in the caller: its calls by id (one step each), taken one at a time.
+        self._client_calls: dict[str, ClientToolCallAck] = {}
+        self._client_lock = asyncio.Lock()
+        self._client_answer: ClientAnswer | None = None
+        self._client_stop: StopReason | None = None
+        self._client_error: ActivityError | None = None
         if carry is not None:
             self._deadline = carry.deadline
         elif run.max_duration_seconds is not None:
@@ -202,6 +220,91 @@ class RunWorkflow:
         if problem:
             raise ApplicationError(problem, type=WRONG_TOOL_CALLS)
 
+    @workflow.update(name=CLIENT_READY_UPDATE)
+    async def client_ready(self, ref: RunRef) -> RunState:
+        """Returns once the scenario is set up (its prompt recorded) or the run has ended."""
+        await workflow.wait_condition(lambda: self._set_up or self._ended)
+        return self.state()
+
+    @client_ready.validator
+    def _ready_for_client(self, ref: RunRef) -> None:
+        self._agent_is_client()
+
+    def _agent_is_client(self) -> None:
+        if not self._run.agent_is_client:
+            raise ApplicationError(
+                f"run {self._run.run_id} has its own agent ({self._run.model}); only a run "
+                "whose agent is the client takes tool calls and answers from it",
+                type=NOT_CLIENT_AGENT,
+            )
+
+    @workflow.update(name=CLIENT_TOOL_CALL_UPDATE)
+    async def client_tool_call(self, call: ClientToolCall) -> ClientToolCallAck:
+        """Run the caller's tool call as the next step; a call id seen before is answered
+        with where its result is, without running it again."""
+        await workflow.wait_condition(lambda: self._set_up or self._ended)
+        async with self._client_lock:
+            known = self._client_calls.get(call.call_id)
+            if known is not None:
+                return known
+            if not self._accepting:
+                raise ApplicationError(
+                    f"run {self._run.run_id} takes no more tool calls: {self._why_not_accepting()}",
+                    type=NOT_ACCEPTING,
+                )
+            self._state.step += 1
+            step = self._state.step
+            self._details(f"step {step}/{self._run.max_steps} · running tool {call.name}")
+            try:
+                await self._record_client_step(step, call=call)
+                request = ToolCallInput(run_id=self._run.run_id, step=step, call_id=call.call_id)
+                result = await self._tool_call(request, call.name)
+            except ActivityError as error:
+                self._client_error = error
+                raise ApplicationError(describe(error), type=RUN_FAILED) from error
+            ack = ClientToolCallAck(
+                step=step, call_id=call.call_id, is_error=result.is_error, stop=result.stop
+            )
+            self._client_calls[call.call_id] = ack
+            if result.stop:
+                self._client_stop = StopReason.stop_tool
+            return ack
+
+    @client_tool_call.validator
+    def _takes_client_calls(self, call: ClientToolCall) -> None:
+        self._agent_is_client()
+        if call.call_id in self._client_calls:
+            return
+        if not self._accepting:
+            raise ApplicationError(
+                f"run {self._run.run_id} takes no more tool calls: {self._why_not_accepting()}",
+                type=NOT_ACCEPTING,
+            )
+        if self._state.step >= self._run.max_steps:
+            raise ApplicationError(
+                f"run {self._run.run_id} has used its {self._run.max_steps} steps (max_steps): "
+                "answer now to have the run evaluated",
+                type=TOO_MANY_STEPS,
+            )
+
+    @workflow.update(name=CLIENT_ANSWER_UPDATE)
+    async def client_answer(self, answer: ClientAnswer) -> RunState:
+        """End the caller's turn with its answer; returns the run once it is evaluated and
+        has ended (the first answer counts, a repeated one returns the same)."""
+        if self._client_answer is None:
+            self._client_answer = answer
+        await workflow.wait_condition(lambda: self._ended)
+        return self.state()
+
+    @client_answer.validator
+    def _takes_the_answer(self, answer: ClientAnswer) -> None:
+        self._agent_is_client()
+        if self._client_answer is None and not self._accepting:
+            raise ApplicationError(
+                f"run {self._run.run_id} takes no answer: {self._why_not_accepting()}",
+                type=NOT_ACCEPTING,
+            )
+
     async def _episode(self) -> tuple[RunStatus, StopReason, str | None] | None:
         run = self._run
         try:
@@ -213,6 +316,7 @@ class RunWorkflow:
                     policies.lifecycle(run.remote),
                     f"setup {run.environment}/{run.scenario}",
                 )
+            self._set_up = True
             if self._state.cancel_requested:
                 return RunStatus.cancelled, StopReason.cancelled, None
             self._agent = asyncio.create_task(self._conversation())
@@ -262,6 +366,8 @@ class RunWorkflow:
         """The agent's turns; a session waits for the next message after each answer.
 
         Returns None when a session should continue as new (idle, history long)."""
+        if self._run.agent_is_client:
+            return await self._client_agent()
         # A continued session was idle when it handed over.
         reason = StopReason.answered if self._run.carry else await self._turn()
         while self._run.session and reason in SESSION_TURN_ENDS:
@@ -306,6 +412,55 @@ class RunWorkflow:
             if client_calls and not await self._results_of(step, client_calls):
                 return StopReason.input_timeout
         return StopReason.max_steps
+
+    async def _client_agent(self) -> StopReason:
+        """The caller is the agent: its tool calls run as steps as they arrive (see
+        client_tool_call); the turn ends with its answer, a stop tool, a close, or
+        input_timeout_seconds without a call."""
+        while True:
+            steps = self._state.step
+            self._details("waiting for the client's next tool call or its answer")
+            try:
+                await workflow.wait_condition(
+                    functools.partial(self._client_acted, steps),
+                    timeout=self._run.input_timeout_seconds,
+                )
+            except TimeoutError:
+                stop = StopReason.input_timeout
+                break
+            if self._client_turn_over():
+                stop = self._client_stop or (
+                    StopReason.answered if self._client_answer else StopReason.closed
+                )
+                break
+        self._accepting = False
+        # A call in flight is recorded before the answer and the evaluation.
+        async with self._client_lock:
+            if self._client_error is not None:
+                raise self._client_error
+            answer = self._client_answer
+            if answer is not None and self._client_stop is None:
+                self._state.step += 1
+                await self._record_client_step(self._state.step, answer=answer.answer)
+        return stop
+
+    def _client_acted(self, steps: int) -> bool:
+        return self._state.step != steps or self._client_turn_over()
+
+    def _client_turn_over(self) -> bool:
+        return (
+            self._client_answer is not None
+            or self._client_stop is not None
+            or self._client_error is not None
+            or self._state.close_requested
+        )
+
+    async def _record_client_step(
+        self, step: int, call: ClientToolCall | None = None, answer: str | None = None
+    ) -> None:
+        recorded = ClientStepInput(run_id=self._run.run_id, step=step, call=call, answer=answer)
+        summary = f"client tool call {call.name}" if call else "client answer"
+        await execute(stubs.RECORD_CLIENT_STEP, recorded, policies.LOCAL_STEP, summary)
 
     def _looping(self, reply: ModelStepResult) -> bool:
         """Whether the model asked for the same calls as in its last steps, as many times
@@ -482,6 +637,7 @@ class RunWorkflow:
         self._details(f"{status.value} ({stop_reason.value}){reward}")
         self._count(f"loopline_runs_{status.value}", f"Runs that ended {status.value}")
         workflow.logger.info("run %s: %s (%s)", run.run_id, status.value, stop_reason.value)
+        self._ended = True
         await self._deliver_callback()
         # Release live subscribers and let acknowledged updates return before the run closes.
         self._stream.detach_pollers()

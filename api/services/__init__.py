@@ -20,6 +20,7 @@ from api.services.commands import CommandService
 from api.services.environments import EnvironmentService
 from api.services.keys import KeyService
 from api.services.live import LiveEvents
+from api.services.mcp_sessions import McpSessionService
 from api.services.reconciler import Reconciler, ReconcileSettings
 from api.services.runs import RunService, RunSettings
 from api.services.signing import Signer
@@ -52,6 +53,7 @@ class Services:
     templates: TemplateService
     reconciler: Reconciler
     viewer: ViewerSessions
+    mcp_sessions: McpSessionService
 
 
 def build_services(
@@ -89,6 +91,7 @@ def build_services(
             ReconcileSettings(session_history_limit=settings.session_history_limit),
         ),
         viewer=ViewerSessions.from_box(access, box),
+        mcp_sessions=McpSessionService(runs, environments, access, workflows, stores.runs),
     )
 
 

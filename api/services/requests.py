@@ -13,6 +13,7 @@ from loopline.environment.remote import RESERVED_TOOLS, RemoteEnvironment, schem
 from loopline.environment.scenarios import Scenario
 from loopline.extras import missing_extra
 from loopline.models import (
+    BARE_MODELS,
     MAX_ARGS_BYTES,
     CallbackConfig,
     CallbackSpec,
@@ -129,8 +130,9 @@ def run_input(
         remote=spec.remote,
         # A script that repeats a call does so on purpose (load tests, long sessions).
         max_repeated_tool_calls=0
-        if spec.llm.provider is Provider.scripted
+        if spec.llm.provider in BARE_MODELS
         else spec.llm.max_repeated_tool_calls,
+        agent_is_client=spec.llm.provider is Provider.client,
     )
 
 
@@ -201,6 +203,12 @@ def _judge(request: RunRequest, llm: ModelConfig) -> ModelConfig | None:
     if evaluation.rubric is None:
         return None
     if evaluation.judge_model is None:
+        if llm.provider is Provider.client:
+            raise Invalid(
+                ["body", "evaluation", "judge_model"],
+                "the agent of this run is the client, which cannot judge its own rubric: "
+                "set evaluation.judge_model (e.g. 'openai/gpt-4o-mini')",
+            )
         if llm.provider is Provider.scripted and evaluation.judge_script is None:
             raise Invalid(
                 ["body", "evaluation", "judge_script"],
@@ -272,6 +280,11 @@ def _model(
         config = parse_model(value)
     except ValueError as error:
         raise Invalid(["body", field], str(error)) from error
+    if config.provider is Provider.client and field != "model":
+        raise Invalid(
+            ["body", field],
+            f"{field} cannot be 'client': only the run's own agent may run in the client",
+        )
     if config.provider is Provider.scripted and script is None:
         raise Invalid(
             ["body", script_field],

@@ -35,7 +35,10 @@ from workflows.contract.names import (
     INCARNATION_MEMO,
     NOT_ACCEPTING,
     NOT_AWAITING,
+    NOT_CLIENT_AGENT,
+    RUN_FAILED,
     RUN_WORKFLOW,
+    TOO_MANY_STEPS,
     WRONG_TOOL_CALLS,
     batch_search_attributes,
     batch_workflow_id,
@@ -48,6 +51,10 @@ ResultT = TypeVar("ResultT")
 # RPC failures after which the start may have reached the server: the row is kept, and the
 # reconciler finds out (a workflow started, or it starts one).
 MAYBE_STARTED = frozenset({RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED})
+
+
+# Update refusals that say the run is not in a state to take it: a 409 with their message.
+REFUSALS = frozenset({NOT_AWAITING, NOT_ACCEPTING, NOT_CLIENT_AGENT, TOO_MANY_STEPS, RUN_FAILED})
 
 
 class StartRefused(Unavailable):
@@ -181,11 +188,17 @@ class Workflows:
         await self._call(self._client.get_workflow_handle(workflow_id).signal(signal, arg))
 
     async def update(
-        self, workflow_id: str, update: str, arg: Any, result_type: type[ResultT]
+        self,
+        workflow_id: str,
+        update: str,
+        arg: Any,
+        result_type: type[ResultT],
+        update_id: str | None = None,
     ) -> ResultT:
+        """An update; one sent again with the same `update_id` is answered once by Temporal."""
         handle = self._client.get_workflow_handle(workflow_id)
         result: ResultT = await self._call(
-            handle.execute_update(update, arg, result_type=result_type)
+            handle.execute_update(update, arg, id=update_id, result_type=result_type)
         )
         return result
 
@@ -205,7 +218,7 @@ class Workflows:
             cause = error.cause
             if isinstance(cause, ApplicationError) and cause.type == WRONG_TOOL_CALLS:
                 raise Invalid(["body", "tool_results"], cause.message) from error
-            if isinstance(cause, ApplicationError) and cause.type in {NOT_AWAITING, NOT_ACCEPTING}:
+            if isinstance(cause, ApplicationError) and cause.type in REFUSALS:
                 raise Conflict(cause.message) from error
             raise
         except RPCError as error:

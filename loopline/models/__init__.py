@@ -12,6 +12,7 @@ from loopline.models.agents import (
     ToolResultMessage,
 )
 from loopline.models.config import (
+    BARE_MODELS,
     DEFAULT_PROJECT,
     PROJECT_PATTERN,
     REMOTE_CALL_TIMEOUT_SECONDS,
@@ -28,6 +29,7 @@ from loopline.models.config import (
     parse_model,
 )
 from loopline.models.conversation import (
+    CLIENT_MODEL,
     MAX_ARGS_BYTES,
     MAX_MESSAGE_CHARS,
     MAX_STEPS_LIMIT,
@@ -130,7 +132,9 @@ from loopline.models.records import (
 __all__ = [
     "ARTIFACT_NAME_MAX_CHARS",
     "ARTIFACT_NAME_PATTERN",
+    "BARE_MODELS",
     "BATCH_SOURCE_API",
+    "CLIENT_MODEL",
     "DEFAULT_LINK_SECONDS",
     "DEFAULT_PROJECT",
     "MAX_ARGS_BYTES",

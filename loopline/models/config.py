@@ -18,7 +18,7 @@ from pydantic import (
     model_validator,
 )
 
-from loopline.models.conversation import MAX_STEPS_LIMIT, SCRIPTED_MODEL, TOOL_NAME_PATTERN
+from loopline.models.conversation import MAX_STEPS_LIMIT, TOOL_NAME_PATTERN
 
 # Rows from before projects existed, and everything of a single-team deployment.
 DEFAULT_PROJECT = "default"
@@ -60,6 +60,7 @@ REMOTE_MAX_ATTEMPTS = 5
 
 class Provider(StrEnum):
     scripted = "scripted"
+    client = "client"
     custom = "custom"
     openai = "openai"
     anthropic = "anthropic"
@@ -70,6 +71,10 @@ class Provider(StrEnum):
     @property
     def speaks_openai(self) -> bool:
         return self in {Provider.custom, Provider.openai, Provider.azure_openai}
+
+
+# Models named bare, with no provider: the script, and the agent that runs in the caller.
+BARE_MODELS = frozenset({Provider.scripted, Provider.client})
 
 
 class NamedToolChoice(BaseModel):
@@ -151,8 +156,8 @@ class ModelConfig(BaseModel):
     @property
     def label(self) -> str:
         """How runs show the model: `provider/model`."""
-        if self.provider is Provider.scripted:
-            return SCRIPTED_MODEL
+        if self.provider in BARE_MODELS:
+            return self.provider.value
         return f"{self.provider.value}/{self.model}"
 
     def without_secret(self) -> ModelConfig:
@@ -163,10 +168,10 @@ def parse_model(value: str | ModelConfig) -> ModelConfig:
     """`scripted`, `provider/model` or a full config, as one config."""
     if isinstance(value, ModelConfig):
         return value
-    if value == SCRIPTED_MODEL:
-        return ModelConfig(model=SCRIPTED_MODEL, provider=Provider.scripted)
+    if value in BARE_MODELS:
+        return ModelConfig(model=value, provider=Provider(value))
     provider, slash, model = value.partition("/")
-    known = ", ".join(p.value for p in Provider if p is not Provider.scripted)
+    known = ", ".join(p.value for p in Provider if p not in BARE_MODELS)
     if not slash or not model:
         raise ValueError(
             f"model {value!r} does not say its provider: write 'provider/model' "

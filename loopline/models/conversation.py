@@ -15,6 +15,8 @@ MAX_STEPS_LIMIT = 500
 
 
 SCRIPTED_MODEL = "scripted"
+# The agent runs in the caller, which sends its tool calls and its answer (an MCP session).
+CLIENT_MODEL = "client"
 
 
 MAX_WAIT_SECONDS = 30 * 24 * 3600

@@ -53,12 +53,18 @@ CANCEL_SIGNAL = "cancel"
 CLOSE_SIGNAL = "close"
 USER_MESSAGE_UPDATE = "user_message"
 CONTINUE_UPDATE = "continue"
+# An agent that runs in the caller (an MCP session) sends these.
+CLIENT_READY_UPDATE = "client_ready"
+CLIENT_TOOL_CALL_UPDATE = "client_tool_call"
+CLIENT_ANSWER_UPDATE = "client_answer"
 STATE_QUERY = "state"
 PROGRESS_QUERY = "progress"
 
 # Types of update refusals; the API turns them into 409 and 422 answers.
 NOT_ACCEPTING = "NotAcceptingMessages"
 NOT_AWAITING = "NotAwaitingInput"
+NOT_CLIENT_AGENT = "AgentNotInClient"
+TOO_MANY_STEPS = "MaxStepsReached"
 WRONG_TOOL_CALLS = "WrongToolCalls"
 RUN_FAILED = "RunFailed"
 

@@ -4,6 +4,7 @@ one. Names, counters and ids only: the conversation and the state live in the tr
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, Field
 from temporalio.contrib.workflow_streams import WorkflowStreamState
@@ -64,6 +65,11 @@ class RunInput(BaseModel):
     )
     max_repeated_tool_calls: int = Field(
         default=0, description="Identical tool calls in a row that stop the run; 0: never."
+    )
+    agent_is_client: bool = Field(
+        default=False,
+        description="The agent runs in the caller (an MCP session): its tool calls and its "
+        "answer arrive as updates, and no model is called.",
     )
 
 
@@ -174,6 +180,38 @@ class TeardownInput(BaseModel):
     stop_reason: StopReason
     steps: int
     error: str | None = None
+
+
+class ClientToolCall(BaseModel):
+    """A tool call of an agent that runs in the caller; `call_id` is its idempotency key."""
+
+    call_id: str
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class ClientToolCallAck(BaseModel):
+    """Where the call's result is recorded (the tool message of `step`)."""
+
+    step: int
+    call_id: str
+    is_error: bool
+    stop: bool
+
+
+class ClientAnswer(BaseModel):
+    """The caller's agent is done: its answer (None: it gives none) is evaluated."""
+
+    answer: str | None = None
+
+
+class ClientStepInput(BaseModel):
+    """One step of an agent that runs in the caller, to record as a model reply would be."""
+
+    run_id: str
+    step: int
+    call: ClientToolCall | None = None
+    answer: str | None = None
 
 
 class RunResult(BaseModel):

@@ -13,6 +13,7 @@ from typing import Any, Generic, TypeVar
 
 from workflows.contract.payloads import (
     BatchEnd,
+    ClientStepInput,
     EvaluateInput,
     EvaluateResult,
     ModelStepResult,
@@ -53,6 +54,7 @@ CALL_TOOL = ActivityStub("call_tool", ToolCallInput, ToolCallResult)
 RECORD_STATUS = ActivityStub("record_status", StatusChange, NoneType)
 RECORD_USER_MESSAGES = ActivityStub("record_user_messages", UserMessagesInput, NoneType)
 RECORD_TOOL_RESULTS = ActivityStub("record_tool_results", ToolResultsInput, NoneType)
+RECORD_CLIENT_STEP = ActivityStub("record_client_step", ClientStepInput, NoneType)
 JUDGE = ActivityStub("judge", RunRef, NoneType)
 EVALUATE = ActivityStub("evaluate", EvaluateInput, EvaluateResult)
 DELIVER_CALLBACK = ActivityStub("deliver_callback", RunRef, NoneType)
