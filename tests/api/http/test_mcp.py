@@ -139,7 +139,7 @@ async def test_a_session_url_can_name_a_task_whose_tool_lists_hold(mcp_stack: St
 
 async def test_refusals_say_what_to_do(mcp_stack: Stack) -> None:
     async with connect(mcp_stack, "orders") as client:
-        with pytest.raises(MCPError, match="several scenarios .* pick one"):
+        with pytest.raises(MCPError, match=r"several scenarios .* pick one"):
             await client.call_tool("find_orders", {"customer": "ada"})
         with pytest.raises(MCPError, match="bad args for scenario 'refund_damaged'"):
             await client.get_prompt("orders:refund_damaged", {"customer": "ada"})
