@@ -92,8 +92,10 @@ RULES: dict[tuple[str, str], Rule] = {
             WRITE,
             {"env_name": "trivia", "scenario_name": "capital", "model": "gpt-4o"},
         )
-        for path in ("/hud/agent/run", "/hud/v1/agent/run")
+        for path in ("/hud/agent/run",)
     },
+    ("GET", "/hud/environments"): Rule("project", READ),
+    ("GET", "/hud/environments/{env_name}"): Rule("project", READ),
     ("GET", "/hud/telemetry/traces/{run_id}"): Rule("run", READ),
     ("GET", "/hud/telemetry/trace/{run_id}"): Rule("run", READ),
     ("POST", "/hud/telemetry/traces/status"): Rule("project", READ, {"trace_ids": ["x"]}),
@@ -148,9 +150,17 @@ RULES: dict[tuple[str, str], Rule] = {
         {"log_id": "{run_id}", "messages": [{"role": "tool", "tool_call_id": "c", "content": "x"}]},
     ),
     ("POST", "/agents-api/agents"): Rule("project", WRITE, {"model": "gpt-4o", "path": "p"}),
+    ("GET", "/agents-api/agents"): Rule("project", READ),
+    ("GET", "/agents-api/agents/{agent_id}"): Rule("agent", READ),
     ("POST", "/agents-api/agents/{agent_id}/environments/{environment_name}"): Rule(
         "agent", WRITE, query={"version_id": "{version_id}"}
     ),
+}
+# hud's every endpoint is also under /hud/v1, with the same rule.
+RULES |= {
+    (method, path.replace("/hud/", "/hud/v1/", 1)): rule
+    for (method, path), rule in list(RULES.items())
+    if path.startswith("/hud/")
 }
 # Routes that need no key: health, the API's own documents, and signed download links.
 OPEN = {
@@ -206,6 +216,7 @@ async def world(stack: Stack) -> World:
         "agent_id": agent["id"],
         "version_id": agent["version_id"],
         "environment_name": "production",
+        "env_name": "trivia",
     }
     callers = {
         "other project": await stack.create_key(theirs, ADMIN),
