@@ -191,8 +191,21 @@ class McpSessionService:
         if view is not None and not view.status.is_final:
             await self.finish(session, None)
 
-    async def run(self, session: Session) -> RunView | None:
-        return await self._started(session)
+    async def enter_trace(self, caller: Caller, trace_id: str) -> None:
+        """A client's trace begins; its run starts with its session's scenario."""
+        self.access.project(caller, Scope.task_write)
+        if not _valid_run_id(trace_id):
+            raise Invalid(["path", "trace_id"], f"a trace id matches {RUN_ID_PATTERN}")
+
+    async def exit_trace(self, caller: Caller, trace_id: str) -> None:
+        """A client's trace ends: its run, if still live, is evaluated as it is."""
+        await self.enter_trace(caller, trace_id)
+        try:
+            view = await self.access.run(caller, trace_id, Need.commands)
+        except NotFound:
+            return
+        if view.model == CLIENT_MODEL:
+            await self.close(Session(caller, view.environment, trace_id))
 
     # --- helpers -------------------------------------------------------------------------------
 

@@ -18,6 +18,13 @@ def search(query: str) -> str:
     return f"notes on {query}: Paris is the capital of France."
 
 
+@my_assistant.tool(name="respond", stop=True)
+def respond_to_user(answer: str) -> str:
+    """Respond to the user with a final answer."""
+    # The guide's Python example calls it; its answer is the run's.
+    return answer
+
+
 @my_assistant.scenario(description="Answer a user question using available tools.")
 async def answer_question(query: str) -> AsyncGenerator[Setup | Reward | None, str]:
     yield my_assistant.setup(f"Answer this question: {query}")

@@ -9,12 +9,16 @@ from fastapi import APIRouter
 from api.http.dialects.agents import router as agents_router
 from api.http.dialects.hud import router as hud_router
 from api.http.dialects.hud import versioned as hud_v1_router
+from api.http.dialects.hud_sdk import router as hud_sdk_router
+from api.http.dialects.hud_sdk import versioned as hud_sdk_v1_router
 from api.http.dialects.rl_gym import router as rl_gym_router
 from api.http.dialects.task_runs import router as task_runs_router
 
 ROUTERS: tuple[APIRouter, ...] = (
     hud_router,
     hud_v1_router,
+    hud_sdk_router,
+    hud_sdk_v1_router,
     rl_gym_router,
     task_runs_router,
     agents_router,
