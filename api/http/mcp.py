@@ -21,9 +21,9 @@ import json
 from dataclasses import dataclass, replace
 from typing import Annotated, Any
 
+import mcp_types as types
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
-from mcp import types
 from pydantic import BaseModel, ValidationError
 
 from api.http.deps import Svc, Who
