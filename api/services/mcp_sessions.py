@@ -210,6 +210,8 @@ class McpSessionService:
     # --- helpers -------------------------------------------------------------------------------
 
     async def _started(self, session: Session) -> RunView | None:
+        if not _valid_run_id(session.session_id):
+            raise NotFound(f"no session {session.session_id[:80]!r}: initialize a new one")
         try:
             view = await self.access.run(session.caller, session.session_id, Need.commands)
         except NotFound:

@@ -162,6 +162,22 @@ async def test_refusals_say_what_to_do(mcp_stack: Stack) -> None:
         headers = {"Authorization": f"Bearer {read_only}"}
         reader = await http.post("/v1/environments/orders/mcp", json=initialize, headers=headers)
         assert reader.status_code == 403 and "task:write" in reader.text
+        admin = {"Authorization": f"Bearer {mcp_stack.api_key}"}
+        url = "/v1/environments/orders/mcp"
+        nan = await http.post(
+            url,
+            content=b'{"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"x": NaN}}',
+            headers=admin,
+        )
+        assert nan.json()["error"]["code"] == -32700 and "NaN" in nan.json()["error"]["message"]
+        listed = {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": [1]}
+        assert (await http.post(url, json=listed, headers=admin)).json()["error"]["code"] == -32600
+        lost = await http.post(
+            url,
+            json={**listed, "params": {}},
+            headers={**admin, "Mcp-Session-Id": "../../etc/passwd"},
+        )
+        assert lost.status_code == 404 and "initialize a new one" in lost.text
         unknown = await http.post(
             "/v1/environments/nowhere/mcp",
             json=initialize,
