@@ -117,7 +117,7 @@ async def end_session(svc: Svc, session: Session) -> Response:
 async def serve(request: Request, svc: Svc, surface: Surface) -> Response:
     """Answer one JSON-RPC message (a notification gets 202)."""
     try:
-        message = json.loads(await request.body(), parse_constant=_no_constant)
+        message = json.loads(await request.body())
     except ValueError as error:
         return _rpc_error(None, PARSE_ERROR, f"the body is not JSON ({error}): send one message")
     if not isinstance(message, dict) or not isinstance(message.get("method"), str):
@@ -348,10 +348,6 @@ def _dump(result: BaseModel) -> dict[str, Any]:
     # mcp 2.x marks results `resultType`; clients of the 2025 protocol versions do not know it.
     dumped.pop("resultType", None)
     return dumped
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
 
 
 def _error_body(request_id: Any, code: int, message: str) -> dict[str, Any]:
