@@ -1,7 +1,8 @@
 """Environments over MCP (streamable HTTP), translated to the MCP session service.
 
 `POST` takes one JSON-RPC message and answers it as one JSON response; there is no
-server-to-client stream (`GET` is 405) and `DELETE` ends the session. The session id that
+server-to-client stream (no `GET`: a 405, which MCP clients take as "none") and `DELETE`
+ends the session. The session id that
 `initialize` hands out is the run's id, so any API process serves any session, also after
 a restart. What each method means for the run is in api/services/mcp_sessions.py:
 
@@ -27,6 +28,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ValidationError
 
 from api.http.deps import Svc, Who
+from api.http.routing import DocumentedRoute
 from api.services.errors import Conflict, Invalid, NotFound, Unavailable
 from api.services.mcp_sessions import Session, SessionPlan
 from loopline.environment.toolservers import META_IDEMPOTENCY_KEY
@@ -43,7 +45,7 @@ METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
 REFUSED = -32000
 
-router = APIRouter(tags=["mcp"])
+router = APIRouter(tags=["mcp"], route_class=DocumentedRoute)
 
 
 @dataclass(frozen=True)
@@ -76,40 +78,32 @@ async def mcp_post(
         str | None, Query(description="A taskset task to play: 'taskset:slug'.")
     ] = None,
     max_steps: Annotated[int | None, Query(ge=1, le=MAX_STEPS_LIMIT)] = None,
-    session_id: Annotated[str | None, Header(alias=SESSION_HEADER)] = None,
 ) -> Response:
     """Streamable-HTTP MCP: the environment's scenarios as prompts and resources, its tools
     as tools. A session is a run whose agent is the client (README: "MCP")."""
     plan = SessionPlan(scenario=scenario, args=_plan_args(args), task=task, max_steps=max_steps)
-    session = Session(caller=who, environment=name, session_id=session_id or "", plan=plan)
+    # The session id (Mcp-Session-Id) is read per message: initialize has none.
+    session = Session(caller=who, environment=name, session_id="", plan=plan)
     return await serve(request, svc, Surface(session=session, prefixes=(name,)))
 
 
-@router.get("/v1/environments/{name}/mcp", include_in_schema=False)
-async def mcp_stream(name: str) -> Response:
-    return no_stream()
-
-
-@router.delete("/v1/environments/{name}/mcp", summary="End an MCP session")
+@router.delete(
+    "/v1/environments/{name}/mcp",
+    summary="End an MCP session",
+    status_code=204,
+    response_class=Response,
+)
 async def mcp_delete(
     name: str,
     svc: Svc,
     who: Who,
-    session_id: Annotated[str | None, Header(alias=SESSION_HEADER)] = None,
+    session_id: Annotated[str, Header(alias=SESSION_HEADER, min_length=1)],
 ) -> Response:
     """The session's run, if still live, is evaluated with the answer it has."""
-    return await end_session(
-        svc, Session(caller=who, environment=name, session_id=session_id or "")
-    )
-
-
-def no_stream() -> Response:
-    return Response(status_code=405, headers={"allow": "POST, DELETE"})
+    return await end_session(svc, Session(caller=who, environment=name, session_id=session_id))
 
 
 async def end_session(svc: Svc, session: Session) -> Response:
-    if not session.session_id:
-        return _bad_request(f"missing the {SESSION_HEADER} header")
     await svc.mcp_sessions.close(session)
     return Response(status_code=204)
 
@@ -356,7 +350,3 @@ def _error_body(request_id: Any, code: int, message: str) -> dict[str, Any]:
 
 def _rpc_error(request_id: Any, code: int, message: str) -> JSONResponse:
     return JSONResponse(_error_body(request_id, code, message))
-
-
-def _bad_request(message: str) -> JSONResponse:
-    return JSONResponse({"detail": message}, 400)

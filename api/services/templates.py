@@ -32,8 +32,9 @@ class TemplateService:
     access: Access
 
     async def tasks(self, caller: Caller, template: str, task_ids: list[str]) -> TemplateTasks:
-        """The tasks `task_ids` name in `template`; a taskset of that name or id first."""
-        project = self.access.project(caller, Scope.task_read)
+        """The tasks `task_ids` name in `template`; a taskset of that name or id first.
+        Asked to launch them, so the caller must be one who may (task:write)."""
+        project = self.access.project(caller, Scope.task_write)
         try:
             found = await self.tasksets.taskset(template, project)
         except TasksetNotFoundError:

@@ -49,6 +49,7 @@ DEPLOYMENT_RULES = {
     "POST /rl-gym/runs": f"{ENVIRONMENTS}; task_overrides naming tasks of task_ids",
     "POST /agents-api/agents": "a bare model name qualified by the provider field",
     "POST /agents-api/agents/call": "a .agent file's YAML; a bare model name and its provider",
+    "POST /v1/environments/{name}/mcp": "args: a JSON object, then the scenario's args schema",
     "PATCH /v1/runs/{run_id}": "completed closes sessions only",
     "PATCH /task-runs/api/projects/{project_id}/tasks/{task_id}/runs/{run_id}": (
         "completed closes sessions only"

@@ -30,6 +30,7 @@ class Rule:
     scope: Scope
     body: Any = None
     query: dict[str, str] | None = None
+    headers: dict[str, str] | None = None
 
 
 TASK = {
@@ -41,6 +42,9 @@ TASK = {
 UPLOAD = {"name": "rules-set", "tasks": [TASK]}
 LOG = {"entries": [{"message": "hello"}]}
 ARTIFACTS = {"artifacts": [{"name": "b.txt", "content_base64": base64.b64encode(b"b").decode()}]}
+INITIALIZE = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {}}
+HUB = {"Environment-Name": "trivia"}
+SESSION = {"Mcp-Session-Id": "{run_id}"}
 RUNS = "/task-runs/api/projects/{project_id}/tasks/{task_id}/runs"
 RUN = RUNS + "/{run_id}"
 
@@ -85,6 +89,9 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/v1/keys"): Rule("project", ADMIN, {"name": "k"}),
     ("GET", "/v1/keys"): Rule("project", ADMIN),
     ("DELETE", "/v1/keys/{key_id}"): Rule("key", ADMIN),
+    # environments over MCP
+    ("POST", "/v1/environments/{name}/mcp"): Rule("project", WRITE, INITIALIZE),
+    ("DELETE", "/v1/environments/{name}/mcp"): Rule("project", WRITE, headers=SESSION),
     # hud
     **{
         ("POST", path): Rule(
@@ -105,6 +112,11 @@ RULES: dict[tuple[str, str], Rule] = {
     ),
     ("GET", "/hud/telemetry/job/{batch_id}"): Rule("batch", READ),
     ("GET", "/hud/telemetry/job/{batch_id}/trace-ids"): Rule("batch", READ),
+    ("POST", "/hud/v3/mcp"): Rule("project", WRITE, INITIALIZE, headers=HUB),
+    ("DELETE", "/hud/v3/mcp"): Rule("project", WRITE, headers={**HUB, **SESSION}),
+    ("POST", "/hud/trace/{trace_id}/enter"): Rule("project", WRITE),
+    ("POST", "/hud/trace/{trace_id}/exit"): Rule("project", WRITE),
+    ("POST", "/hud/trace/job/{job_id}/enter"): Rule("project", WRITE),
     # rl-gym
     ("POST", "/rl-gym/runs"): Rule(
         "project",
@@ -217,6 +229,8 @@ async def world(stack: Stack) -> World:
         "version_id": agent["version_id"],
         "environment_name": "production",
         "env_name": "trivia",
+        "trace_id": f"trace-{uuid.uuid4().hex[:8]}",
+        "job_id": f"job-{uuid.uuid4().hex[:8]}",
     }
     callers = {
         "other project": await stack.create_key(theirs, ADMIN),
@@ -256,7 +270,10 @@ async def call(
 ) -> httpx.Response:
     method, path = route
     rule = RULES[route]
-    request: dict[str, Any] = {"params": world.fill(rule.query or {})}
+    request: dict[str, Any] = {
+        "params": world.fill(rule.query or {}),
+        "headers": world.fill(rule.headers or {}),
+    }
     if isinstance(rule.body, bytes):
         request["content"] = rule.body
     elif rule.body is not None:
