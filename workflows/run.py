@@ -247,11 +247,8 @@ class RunWorkflow:
             known = self._client_calls.get(call.call_id)
             if known is not None:
                 return known
-            if not self._accepting:
-                raise ApplicationError(
-                    f"run {self._run.run_id} takes no more tool calls: {self._why_not_accepting()}",
-                    type=NOT_ACCEPTING,
-                )
+            # Checked again: calls sent together all passed the validator.
+            self._refuse_a_new_call()
             self._state.step += 1
             step = self._state.step
             self._details(f"step {step}/{self._run.max_steps} · running tool {call.name}")
@@ -273,8 +270,10 @@ class RunWorkflow:
     @client_tool_call.validator
     def _takes_client_calls(self, call: ClientToolCall) -> None:
         self._agent_is_client()
-        if call.call_id in self._client_calls:
-            return
+        if call.call_id not in self._client_calls:
+            self._refuse_a_new_call()
+
+    def _refuse_a_new_call(self) -> None:
         if not self._accepting:
             raise ApplicationError(
                 f"run {self._run.run_id} takes no more tool calls: {self._why_not_accepting()}",
@@ -290,20 +289,17 @@ class RunWorkflow:
     @workflow.update(name=CLIENT_ANSWER_UPDATE)
     async def client_answer(self, answer: ClientAnswer) -> RunState:
         """End the caller's turn with its answer; returns the run once it is evaluated and
-        has ended (the first answer counts, a repeated one returns the same)."""
-        if self._client_answer is None:
+        has ended (the first answer counts; a later one returns the same)."""
+        if self._client_answer is None and self._accepting:
             self._client_answer = answer
         await workflow.wait_condition(lambda: self._ended)
         return self.state()
 
     @client_answer.validator
     def _takes_the_answer(self, answer: ClientAnswer) -> None:
+        # One after the turn ended (a stop tool, the deadline) is not recorded: it returns
+        # the run once that has ended, evaluated.
         self._agent_is_client()
-        if self._client_answer is None and not self._accepting:
-            raise ApplicationError(
-                f"run {self._run.run_id} takes no answer: {self._why_not_accepting()}",
-                type=NOT_ACCEPTING,
-            )
 
     async def _episode(self) -> tuple[RunStatus, StopReason, str | None] | None:
         run = self._run
@@ -322,6 +318,9 @@ class RunWorkflow:
             self._agent = asyncio.create_task(self._conversation())
             stop_reason = await self._until_deadline(self._agent)
             self._accepting = False
+            if run.agent_is_client:
+                # A deadline or a cancel cut the agent short: its call in flight ends first.
+                await self._client_calls_done()
             if stop_reason is None:
                 return None
             if stop_reason is StopReason.cancelled:
@@ -416,8 +415,8 @@ class RunWorkflow:
     async def _client_agent(self) -> StopReason:
         """The caller is the agent: its tool calls run as steps as they arrive (see
         client_tool_call); the turn ends with its answer, a stop tool, a close, or
-        input_timeout_seconds without a call."""
-        while True:
+        input_timeout_seconds without a call (a call still running keeps it open)."""
+        while not self._client_turn_over():
             steps = self._state.step
             self._details("waiting for the client's next tool call or its answer")
             try:
@@ -426,23 +425,25 @@ class RunWorkflow:
                     timeout=self._run.input_timeout_seconds,
                 )
             except TimeoutError:
-                stop = StopReason.input_timeout
-                break
-            if self._client_turn_over():
-                stop = self._client_stop or (
-                    StopReason.answered if self._client_answer else StopReason.closed
-                )
-                break
+                if not self._client_lock.locked():
+                    return StopReason.input_timeout
         self._accepting = False
-        # A call in flight is recorded before the answer and the evaluation.
+        await self._client_calls_done()
+        # Worked out once the call in flight is done: it may have been a stop tool.
+        if self._client_stop is not None:
+            return self._client_stop
+        answer = self._client_answer.answer if self._client_answer else None
+        if answer is None:
+            return StopReason.closed
+        self._state.step += 1
+        await self._record_client_step(self._state.step, answer=answer)
+        return StopReason.answered
+
+    async def _client_calls_done(self) -> None:
+        """Wait for the caller's tool call in flight, if any; its failure fails the run."""
         async with self._client_lock:
             if self._client_error is not None:
                 raise self._client_error
-            answer = self._client_answer
-            if answer is not None and self._client_stop is None:
-                self._state.step += 1
-                await self._record_client_step(self._state.step, answer=answer.answer)
-        return stop
 
     def _client_acted(self, steps: int) -> bool:
         return self._state.step != steps or self._client_turn_over()

@@ -28,6 +28,8 @@ from loopline.models import (
     MAX_ARGS_BYTES,
     RUN_ID_PATTERN,
     EnvironmentInfo,
+    EventFilter,
+    EventType,
     Message,
     RunRequest,
     RunView,
@@ -107,7 +109,12 @@ class McpSessionService:
         self.access.project(caller, Scope.task_write)
         await self.environment(caller, environment)
         if wanted_id is not None and _valid_run_id(wanted_id):
-            return wanted_id
+            try:
+                view = await self.access.run(caller, wanted_id, Need.commands)
+            except NotFound:
+                return wanted_id
+            if not view.status.is_final:
+                return wanted_id
         return uuid.uuid4().hex
 
     async def environment(self, caller: Caller, name: str) -> EnvironmentInfo:
@@ -137,7 +144,7 @@ class McpSessionService:
             if plan.task is None:
                 plan = replace(plan, scenario=scenario, args=args)
             else:
-                await self._check_task_scenario(session, plan.task, scenario)
+                await self._check_task(session, plan.task, scenario)
             view = await self._start(session, plan)
         return await self._prompt(session, view)
 
@@ -147,8 +154,14 @@ class McpSessionService:
         """Run one tool call as the next step of the session's run; a call repeated with
         the same idempotency key returns the first call's result without running again."""
         _check_arguments(name, arguments)
-        view = await self._running(session)
         call_id = _call_id(key)
+        try:
+            view = await self._running(session)
+        except Conflict:
+            # A retry of a call the run answered before it ended gets that answer.
+            if (answered := await self._answered(session.session_id, call_id)) is not None:
+                return answered
+            raise
         call = ClientToolCall(call_id=call_id, name=name, arguments=arguments)
         try:
             ack = await self.workflows.update(
@@ -159,6 +172,8 @@ class McpSessionService:
                 update_id=f"{view.run_id}-{call_id}",
             )
         except Conflict as refused:
+            if (answered := await self._answered(view.run_id, call_id)) is not None:
+                return answered
             raise Conflict(f"{refused.message}; open a new session to go on") from refused
         event = await self.store.event_by_key(view.run_id, tool_key(ack.step, ack.call_id))
         if event is None:
@@ -245,6 +260,7 @@ class McpSessionService:
         if plan.max_steps is not None:
             options["max_steps"] = plan.max_steps
         if plan.task is not None:
+            await self._check_task(session, plan.task, None)
             view, _ = await self.runs.start_task_run(session.caller, plan.task, options)
             return view
         scenario = plan.scenario or await self._only_scenario(session)
@@ -257,14 +273,28 @@ class McpSessionService:
         view, _ = await self.runs.start_run(session.caller, request)
         return view
 
-    async def _check_task_scenario(self, session: Session, task: str, scenario: str) -> None:
+    async def _check_task(self, session: Session, task: str, scenario: str | None) -> None:
+        """The session's task is one of its environment's, and of `scenario` if given."""
         _, definition = await self.runs.find_task(session.caller, task)
-        if definition.scenario != scenario:
+        if definition.env.name != session.environment:
+            raise Invalid(
+                ["query", "task"],
+                f"task {task!r} is one of environment {definition.env.name!r}; serve it at "
+                f"/v1/environments/{definition.env.name}/mcp",
+            )
+        if scenario is not None and definition.scenario != scenario:
             raise Invalid(
                 ["params", "name"],
                 f"this session plays task {task!r}, whose scenario is "
                 f"{definition.scenario!r}, not {scenario!r}",
             )
+
+    async def _answered(self, run_id: str, call_id: str) -> ToolOutcome | None:
+        for event in await self.store.events(run_id, EventFilter(types=(EventType.message,))):
+            message = Message.model_validate(event.data)
+            if message.role == "tool" and message.tool_call_id == call_id:
+                return ToolOutcome(content=message.content, is_error=message.is_error)
+        return None
 
     async def _only_scenario(self, session: Session) -> str:
         info = await self.environment(session.caller, session.environment)

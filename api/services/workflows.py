@@ -18,6 +18,7 @@ from temporalio.client import (
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import (
     TypedSearchAttributes,
@@ -221,6 +222,8 @@ class Workflows:
             if isinstance(cause, ApplicationError) and cause.type in REFUSALS:
                 raise Conflict(cause.message) from error
             raise
+        except WorkflowUpdateRPCTimeoutOrCancelledError as error:
+            raise Unavailable(f"the run's workflow did not answer in time: {error}") from error
         except RPCError as error:
             if error.status is RPCStatusCode.NOT_FOUND:
                 raise Conflict(f"the run's workflow has ended: {error.message}") from error
