@@ -32,7 +32,7 @@ from api.http.routing import DocumentedRoute
 from api.services.errors import Conflict, Invalid, NotFound, Unavailable
 from api.services.mcp_sessions import Session, SessionPlan
 from loopline.environment.toolservers import META_IDEMPOTENCY_KEY
-from loopline.models import MAX_STEPS_LIMIT, EnvironmentInfo, RunView
+from loopline.models import MAX_STEPS_LIMIT, EnvironmentInfo, RunStatus, RunView, ToolInfo
 
 SESSION_HEADER = "mcp-session-id"
 # Protocol versions this endpoint speaks (the initialize handshake's).
@@ -185,7 +185,7 @@ async def _dispatch(
         _scenario(surface, str(read.uri))
         view = await sessions.finish(session, None)
         return _dump(_evaluation(str(read.uri), view))
-    if method in {"resources/templates/list"}:
+    if method == "resources/templates/list":
         return {"resourceTemplates": []}
     raise RpcError(METHOD_NOT_FOUND, f"method {method!r} is not served here")
 
@@ -237,7 +237,7 @@ def _initialize(params: dict[str, Any], environment: str) -> dict[str, Any]:
     return _dump(result)
 
 
-def _tool(tool: Any) -> types.Tool:
+def _tool(tool: ToolInfo) -> types.Tool:
     return types.Tool(name=tool.name, description=tool.description, input_schema=tool.parameters)
 
 
@@ -292,7 +292,7 @@ def _prompt_result(scenario: str, system: str | None, user: str) -> types.GetPro
 
 def _evaluation(uri: str, view: RunView) -> types.ReadResourceResult:
     """hud-python's evaluation result: reward, done, and what the run ended with."""
-    failed = view.status.value == "failed"
+    failed = view.status is RunStatus.failed
     content = view.error if failed else view.answer
     result = {
         "reward": view.reward if view.reward is not None else 0.0,

@@ -68,7 +68,6 @@ class SessionPlan:
     args: dict[str, Any] = field(default_factory=dict)
     task: str | None = None
     max_steps: int | None = None
-    idle_seconds: int = DEFAULT_IDLE_SECONDS
 
     @property
     def chosen(self) -> bool:
@@ -191,6 +190,9 @@ class McpSessionService:
                 f"session {session.session_id} has not started a scenario: get a scenario's "
                 "prompt (prompts/get) first",
             )
+        return await self._finished(session, view, answer)
+
+    async def _finished(self, session: Session, view: RunView, answer: str | None) -> RunView:
         if not view.status.is_final:
             # A run that ended meanwhile (a stop tool, its deadline) is a Conflict: the
             # store says how it ended.
@@ -204,7 +206,7 @@ class McpSessionService:
         """The client ended the session: a live run is evaluated with the answer it has."""
         view = await self._started(session)
         if view is not None and not view.status.is_final:
-            await self.finish(session, None)
+            await self._finished(session, view, None)
 
     async def enter_trace(self, caller: Caller, trace_id: str) -> None:
         """A client's trace begins; its run starts with its session's scenario."""
@@ -255,7 +257,7 @@ class McpSessionService:
         options: dict[str, Any] = {
             "model": CLIENT_MODEL,
             "run_id": session.session_id,
-            "input_timeout_seconds": plan.idle_seconds,
+            "input_timeout_seconds": DEFAULT_IDLE_SECONDS,
         }
         if plan.max_steps is not None:
             options["max_steps"] = plan.max_steps
@@ -263,11 +265,12 @@ class McpSessionService:
             await self._check_task(session, plan.task, None)
             view, _ = await self.runs.start_task_run(session.caller, plan.task, options)
             return view
-        scenario = plan.scenario or await self._only_scenario(session)
+        info = await self.environment(session.caller, session.environment)
+        scenario = plan.scenario or _only_scenario(info)
         request = RunRequest(
             environment=session.environment,
             scenario=scenario,
-            args=await self._typed_args(session, scenario, plan.args),
+            args=_typed_args(info, scenario, plan.args),
             **options,
         )
         view, _ = await self.runs.start_run(session.caller, request)
@@ -295,28 +298,6 @@ class McpSessionService:
             if message.role == "tool" and message.tool_call_id == call_id:
                 return ToolOutcome(content=message.content, is_error=message.is_error)
         return None
-
-    async def _only_scenario(self, session: Session) -> str:
-        info = await self.environment(session.caller, session.environment)
-        if len(info.scenarios) == 1:
-            return info.scenarios[0].name
-        names = ", ".join(sorted(s.name for s in info.scenarios)) or "none"
-        raise Invalid(
-            ["params", "name"],
-            f"environment {session.environment!r} has several scenarios ({names}): pick one by "
-            "getting its prompt (prompts/get) or with ?scenario= on the session's URL",
-        )
-
-    async def _typed_args(
-        self, session: Session, scenario: str, args: dict[str, Any]
-    ) -> dict[str, Any]:
-        """MCP prompt arguments are strings: a string given for an argument of another
-        type is read as JSON (a number, a list), as a client would have written it."""
-        info = await self.environment(session.caller, session.environment)
-        found = next((s for s in info.scenarios if s.name == scenario), None)
-        if found is None:
-            return args
-        return {name: _typed(found, name, value) for name, value in args.items()}
 
     async def _ready(self, view: RunView) -> None:
         await self.workflows.update(
@@ -346,6 +327,26 @@ class McpSessionService:
         spec = await self.store.run_spec(run_id)
         info = await self.environment(session.caller, session.environment)
         return [tool for tool in info.tools if spec.offers(tool.name)]
+
+
+def _only_scenario(info: EnvironmentInfo) -> str:
+    if len(info.scenarios) == 1:
+        return info.scenarios[0].name
+    names = ", ".join(sorted(s.name for s in info.scenarios)) or "none"
+    raise Invalid(
+        ["params", "name"],
+        f"environment {info.name!r} has several scenarios ({names}): pick one by getting its "
+        "prompt (prompts/get) or with ?scenario= on the session's URL",
+    )
+
+
+def _typed_args(info: EnvironmentInfo, scenario: str, args: dict[str, Any]) -> dict[str, Any]:
+    """MCP prompt arguments are strings: a string given for an argument of another type is
+    read as JSON (a number, a list), as a client would have written it."""
+    found = next((s for s in info.scenarios if s.name == scenario), None)
+    if found is None:
+        return args
+    return {name: _typed(found, name, value) for name, value in args.items()}
 
 
 def _valid_run_id(value: str) -> bool:
