@@ -278,7 +278,7 @@ class TraceStore:
         self, where: RunFilter, *, limit: int, offset: int
     ) -> tuple[int, list[RunView]]:
         """The total of runs that pass `where`, and one page of them."""
-        query = select(runs).where(*_run_conditions(where))
+        query = select(runs).where(*run_conditions(where))
         # A batch's runs in the order it starts them; other listings newest first.
         order = (
             [runs.c.batch_index] if where.batch_id else [runs.c.created_at.desc(), runs.c.run_id]
@@ -482,7 +482,8 @@ def _get_run(conn: Connection, run_id: str) -> RunView:
     return run_view(row._mapping)
 
 
-def _run_conditions(where: RunFilter) -> list[Any]:
+def run_conditions(where: RunFilter) -> list[Any]:
+    """The SQL conditions of a run listing (the exports page through the same)."""
     conditions = []
     if where.task:
         conditions.append(runs.c.spec["taskset_id"].as_string() == where.task[0])
