@@ -11,7 +11,7 @@ from api.services.access import Access, Caller
 from api.services.errors import Conflict, Invalid
 from api.services.requests import ResolvedRun, run_input
 from api.services.runs import RunSettings, identity_hash
-from api.services.tasks import apply_override, resolve_task, task_request
+from api.services.tasks import apply_override, resolve_task, script_cycle, task_request
 from api.services.workflows import StartRefused, Workflows
 from loopline.blobs import BlobStore
 from loopline.environment.registry import Registry
@@ -26,12 +26,16 @@ from loopline.models import (
     BatchView,
     CancelRequest,
     EvaluationConfig,
+    ModelConfig,
+    Provider,
     RunPage,
     RunRequest,
     RunStatus,
     RunView,
     Scope,
+    Script,
     TaskDefinition,
+    parse_model,
 )
 from loopline.scoring import ACTIVE, count_statuses, score
 from loopline.secrets import SecretBox
@@ -43,6 +47,8 @@ from workflows.contract.names import CANCEL_SIGNAL, batch_workflow_id, run_workf
 from workflows.contract.payloads import BatchInput
 
 RUN_PAGE = 1000
+# How many task slugs an error lists before it counts the rest.
+SHOWN_SLUGS = 20
 
 
 @dataclass(frozen=True)
@@ -233,14 +239,14 @@ class BatchService:
     ) -> list[NewRun]:
         new_runs: list[NewRun] = []
         sealed: tuple[str | None, str | None] | None = None
-        for index, task in enumerate(tasks):
-            task = apply_override(task, request.task_overrides.get(task.slug or ""))
+        for index, (task, scripts) in enumerate(_with_scripts(request, tasks)):
             # Rollouts of a task differ only by script: each variant is resolved once.
             variants: dict[int, tuple[RunRequest, ResolvedRun]] = {}
             for rollout in range(request.rollout_count):
-                variant = rollout % len(request.rollout_scripts or [None])
+                variant = rollout % len(scripts)
                 if variant not in variants:
-                    run_request = task_request(task, **self._run_fields(request, rollout))
+                    fields = self._run_fields(request, scripts[variant])
+                    run_request = task_request(task, **fields)
                     variants[variant] = (
                         run_request,
                         resolve_task(run_request, self.registry, task, ["body", "tasks", index]),
@@ -281,12 +287,11 @@ class BatchService:
         return new_runs
 
     @staticmethod
-    def _run_fields(request: BatchRequest, rollout: int) -> dict[str, Any]:
-        scripts = request.rollout_scripts
+    def _run_fields(request: BatchRequest, script: Script | None) -> dict[str, Any]:
         return {
             "model": request.model,
             "provider_api_keys": request.provider_api_keys,
-            "script": scripts[rollout % len(scripts)] if scripts else request.script,
+            "script": script,
             "user_model": request.user_model,
             "user_script": request.user_script,
             "max_steps": request.max_steps,
@@ -350,6 +355,37 @@ class BatchService:
             created_at=record.created_at,
             ended_at=record.ended_at,
         )
+
+
+def _with_scripts(
+    request: BatchRequest, tasks: list[TaskDefinition]
+) -> list[tuple[TaskDefinition, list[Script | None]]]:
+    """Each task with its override applied, and the scripts its rollouts play in turn
+    (see script_cycle for which win); for model 'scripted', every task must have some."""
+    played = []
+    for task in tasks:
+        override = request.task_overrides.get(task.slug or "")
+        task = apply_override(task, override)
+        played.append((task, script_cycle(override, task, request)))
+    lacking = [task.slug or "" for task, scripts in played if scripts == [None]]
+    if lacking and _is_scripted(request.model):
+        shown = ", ".join(lacking[:SHOWN_SLUGS])
+        more = f" and {len(lacking) - SHOWN_SLUGS} more" if len(lacking) > SHOWN_SLUGS else ""
+        raise Invalid(
+            ["body", "script"],
+            f"model 'scripted' needs a script for every task; {len(lacking)} have none: "
+            f"{shown}{more}. Give each a script or rollout_scripts (in the taskset or the "
+            "inline task, or in task_overrides.<slug>), or give the batch a script or "
+            "rollout_scripts for every task",
+        )
+    return played
+
+
+def _is_scripted(model: str | ModelConfig) -> bool:
+    try:
+        return parse_model(model).provider is Provider.scripted
+    except ValueError:
+        return False  # resolving the runs says what is wrong with the model
 
 
 def _with_slugs(tasks: list[TaskDefinition]) -> list[TaskDefinition]:

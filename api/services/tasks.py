@@ -1,10 +1,20 @@
 """Tasks as run requests: a task (with a batch's overrides) becomes the RunRequest of each of
-its rollouts, and is checked against the environments by the same resolution as a run."""
+its rollouts, and is checked against the environments by the same resolution as a run.
+
+Which script a rollout plays is decided here, in `script_cycle`, for batches and runs alike:
+the most specific source that has one wins (a batch's task_overrides or a run's own
+script, then the task's own, then the batch's), and within a source its rollout_scripts
+win over its script.
+"""
 
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+import json
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pydantic_core import to_jsonable_python
 
 from api.services.errors import Conflict, Invalid, NotFound
 from api.services.requests import ResolvedRun, resolve
@@ -34,8 +44,46 @@ TASK_FIELDS: dict[str, list[str | int]] = {
     "evaluation": [],
     "prompt": ["description"],
 }
+# The run request's fields a task sets, which a run of the task may leave out or repeat,
+# but not contradict; its others are the run's own.
+TASK_OWNED = ("environment", "scenario", "args", "prompt", "include_tools", "exclude_tools")
+# Set by the task unless the run sets its own.
+TASK_DEFAULTS = ("tags", "metadata")
 # Checking a task needs a model; the offline one with a one-line script stands in.
 PLACEHOLDER_SCRIPT = Script(steps=[ScriptedStep(content="")])
+# How much of a contradicting value an error repeats.
+SHOWN_CHARS = 200
+
+
+class ScriptSource(Protocol):
+    """Something that may say what model 'scripted' plays: a task, an override, a batch."""
+
+    @property
+    def script(self) -> Script | None: ...
+
+    @property
+    def rollout_scripts(self) -> list[Script] | None: ...
+
+
+@dataclass(frozen=True)
+class OwnScript:
+    """A run's own script, which wins over its task's as a batch's task override does."""
+
+    script: Script | None
+    rollout_scripts: list[Script] | None = None
+
+
+def script_cycle(*sources: ScriptSource | None) -> list[Script | None]:
+    """The scripts rollout r plays, as r mod n, from the first of `sources` (most specific
+    first) that has one; `[None]` when none has."""
+    for source in sources:
+        if source is None:
+            continue
+        if source.rollout_scripts:
+            return list(source.rollout_scripts)
+        if source.script is not None:
+            return [source.script]
+    return [None]
 
 
 def apply_override(task: TaskDefinition, override: TaskOverride | None) -> TaskDefinition:
@@ -55,7 +103,7 @@ def apply_override(task: TaskDefinition, override: TaskOverride | None) -> TaskD
 
 
 def task_request(
-    task: TaskDefinition, *, model: str | ModelConfig, **run_fields: Any
+    task: TaskDefinition, /, *, model: str | ModelConfig, **run_fields: Any
 ) -> RunRequest:
     """The run request of one rollout of `task`; `run_fields` are the batch's own."""
     evaluation: EvaluationConfig = run_fields.pop("evaluation", EvaluationConfig())
@@ -78,6 +126,56 @@ def task_request(
         metadata=task.metadata,
         **run_fields,
     )
+
+
+def run_of_task(request: RunRequest, task: TaskDefinition, taskset_id: str) -> RunRequest:
+    """The run request of a run that plays `task` of a taskset (request.task): what the
+    task sets is the task's, and what the request also sets must agree with it."""
+    given = request.model_fields_set
+    own = {
+        name: getattr(request, name)
+        for name in given
+        if name not in (*TASK_OWNED, *TASK_DEFAULTS, "task", "taskset", "script")
+    }
+    if "model" not in own:
+        own["model"] = (task.agent_config and task.agent_config.model) or request.model
+    played = task_request(
+        task,
+        **own,
+        script=script_cycle(OwnScript(request.script), task)[0],
+        taskset=taskset_id,
+        task=task.slug,
+    )
+    _check_agrees(request, played, task.slug or "")
+    # Checked as the request's fields already.
+    return played.model_copy(
+        update={name: getattr(request, name) for name in TASK_DEFAULTS if name in given}
+    )
+
+
+def _check_agrees(request: RunRequest, played: RunRequest, slug: str) -> None:
+    """A field the task sets that the request also sets must have the task's value."""
+    given = request.model_fields_set
+    pairs = [([name], getattr(request, name), getattr(played, name)) for name in TASK_OWNED]
+    if "evaluation" in given:
+        pairs += [
+            (
+                ["evaluation", name],
+                getattr(request.evaluation, name),
+                getattr(played.evaluation, name),
+            )
+            for name in ("validation", "rubric")
+            if name in request.evaluation.model_fields_set
+        ]
+    for path, value, own in pairs:
+        if path[0] in given and value != own:
+            field = ".".join(path)
+            shown = json.dumps(to_jsonable_python(own))[:SHOWN_CHARS]
+            raise Invalid(
+                ["body", *path],
+                f"task {slug!r} has {field} {shown}, and a run of the task plays it as it "
+                f"is: leave {field} out (or repeat the task's), or leave out task",
+            )
 
 
 def resolve_task(

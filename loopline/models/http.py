@@ -96,6 +96,13 @@ def _is_number(text: str) -> bool:
     return True
 
 
+def _unset(value: object) -> bool:
+    """Fields added after records were first stored are left out of dumps when unset
+    (`exclude_if`), so that a task stored, or a run or batch started, before they existed
+    keeps its definition and identity."""
+    return value is None
+
+
 # A point in time from a client: ISO 8601 text, as the OpenAPI document says.
 IsoDateTime = Annotated[datetime, BeforeValidator(_iso_8601_only)]
 
@@ -132,19 +139,29 @@ class RunRequest(BaseModel):
         description="Client-chosen id; starting the same run id twice with the same body "
         "returns the existing run instead of starting another.",
     )
-    environment: str = Field(min_length=1)
-    scenario: str = Field(min_length=1)
+    # Empty means unset: the task's, with `task` (starting a run says if neither is set).
+    environment: str = Field(
+        default="", min_length=1, description="Required unless `task` names the task's."
+    )
+    scenario: str = Field(
+        default="", min_length=1, description="Required unless `task` names the task's."
+    )
     args: dict[str, Any] = Field(default_factory=dict)
     model: str | ModelConfig = Field(
         default=SCRIPTED_MODEL,
-        description="'scripted', 'provider/model' (e.g. 'openai/gpt-4o') or a model config.",
+        description="'scripted', 'provider/model' (e.g. 'openai/gpt-4o') or a model config; "
+        "with `task` and unset: the task's agent_config.model, if it names one.",
     )
     provider_api_keys: dict[Provider, SecretStr] = Field(
         default_factory=dict,
         description="Keys by provider for models whose config carries no api_key; "
         "never stored in clear text.",
     )
-    script: Script | None = Field(default=None, description="Required when model is 'scripted'.")
+    script: Script | None = Field(
+        default=None,
+        description="Required when model is 'scripted', unless `task` has a script of its "
+        "own (this one wins over it).",
+    )
     user_model: str | ModelConfig | None = Field(
         default=None,
         description="A second model that plays the user for multi-turn scenarios: when the "
@@ -194,6 +211,15 @@ class RunRequest(BaseModel):
     )
     taskset: str | None = Field(
         default=None, description="A taskset id or name: the run joins that taskset's job."
+    )
+    task: str | None = Field(
+        default=None,
+        pattern=TASK_SLUG_PATTERN,
+        exclude_if=_unset,
+        description="The slug of a task of `taskset` that the run plays: its environment, "
+        "scenario, args, prompt, tools, evaluation and script (the run's own script wins); "
+        "the run counts as that task in the job's per-task scores. Fields the task sets "
+        "may be left out, or must agree with the task.",
     )
     metadata: Metadata = Field(default_factory=dict)
     tags: list[str] = Field(default_factory=list, max_length=50)
@@ -412,6 +438,10 @@ class AgentConfig(BaseModel):
     )
 
 
+# A task's rollout_scripts: more than a batch's rollouts per task would never be played.
+MAX_TASK_ROLLOUT_SCRIPTS = 1000
+
+
 class TaskDefinition(BaseModel):
     """One task of a taskset: a scenario with fixed args and how its runs are judged."""
 
@@ -437,6 +467,20 @@ class TaskDefinition(BaseModel):
     rubric: str | None = Field(default=None, max_length=MAX_MESSAGE_CHARS)
     tags: list[str] = Field(default_factory=list, max_length=50)
     metadata: Metadata = Field(default_factory=dict)
+    script: Script | None = Field(
+        default=None,
+        exclude_if=_unset,
+        description="What model 'scripted' plays in this task's runs (e.g. its gold "
+        "actions); wins over the batch's script and rollout_scripts.",
+    )
+    rollout_scripts: list[Script] | None = Field(
+        default=None,
+        exclude_if=_unset,
+        min_length=1,
+        max_length=MAX_TASK_ROLLOUT_SCRIPTS,
+        description="For model 'scripted': rollout r of this task plays script r mod n "
+        "(a run started alone plays the first); wins over `script`.",
+    )
 
     @field_validator("slug")
     @classmethod
@@ -471,6 +515,20 @@ class TaskOverride(BaseModel):
     client_context: dict[str, Any] | None = Field(
         default=None, description="Opaque caller data, kept in each rollout's metadata."
     )
+    script: Script | None = Field(
+        default=None,
+        exclude_if=_unset,
+        description="What model 'scripted' plays in this task's rollouts, instead of the "
+        "task's own scripts and the batch's.",
+    )
+    rollout_scripts: list[Script] | None = Field(
+        default=None,
+        exclude_if=_unset,
+        min_length=1,
+        max_length=MAX_TASK_ROLLOUT_SCRIPTS,
+        description="Rollout r of this task plays script r mod n, instead of the task's "
+        "own scripts and the batch's; wins over `script`.",
+    )
 
 
 class BatchRequest(BaseModel):
@@ -502,7 +560,8 @@ class BatchRequest(BaseModel):
     rollout_scripts: list[Script] | None = Field(
         default=None,
         min_length=1,
-        description="For model 'scripted': rollout r of every task plays script r mod n.",
+        description="For model 'scripted': rollout r of every task plays script r mod n "
+        "(wins over `script`). A task's own scripts, and task_overrides', win over both.",
     )
     user_model: str | ModelConfig | None = None
     user_script: Script | None = None
