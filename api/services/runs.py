@@ -22,12 +22,11 @@ from api.services.access import Access, Caller, Need
 from api.services.errors import Conflict, Invalid
 from api.services.live import LiveEvents
 from api.services.requests import ResolvedRun, resolve, run_input
-from api.services.tasks import find_task, task_request
+from api.services.tasks import find_task, run_of_task
 from api.services.tasksets import TasksetService
 from api.services.workflows import StartRefused, Workflows
 from loopline.environment.registry import Registry
 from loopline.models import (
-    SCRIPTED_MODEL,
     EventFilter,
     EventType,
     EventView,
@@ -63,6 +62,8 @@ MAX_FILTER_CHARS = 200
 MAX_PREFIX_CHARS = 64
 MAX_REWARD_BOUND = 1e12
 LOG_PAGE = 1000
+# How many task slugs an error lists.
+SHOWN_SLUGS = 20
 
 
 @dataclass(frozen=True)
@@ -129,8 +130,11 @@ class RunService:
         belongs to a job (its taskset's, or one of its own); unset: if it has a taskset.
         Returns whether it is new."""
         project = self.access.project(caller, Scope.task_write)
-        resolved = await asyncio.to_thread(resolve, request, self.registry)
-        spec = resolved.spec.model_copy(update={"project": project, "task": task})
+        # What the run plays; the request asked for stays its identity (and gives the
+        # limits run_input reads, which a task does not set).
+        played = await self._played(request, project)
+        resolved = await asyncio.to_thread(resolve, played, self.registry)
+        spec = resolved.spec.model_copy(update={"project": project, "task": played.task or task})
         run_id = request.run_id or uuid.uuid4().hex
         spec = await self._join_taskset(spec, request.taskset, job)
         spec = await self._own_job(spec, run_id, job)
@@ -185,9 +189,8 @@ class RunService:
         """Start a run of a taskset's task; `options` are the run request's other fields,
         `fields` what the caller sets on the run as it starts (stage, branch, ...)."""
         taskset, task = await self.find_task(caller, ref)
-        run_fields = {"model": SCRIPTED_MODEL, **options, "taskset": taskset.taskset_id}
-        request = task_request(task, **run_fields)
-        return await self.start_run(caller, request, task=task.slug, fields=fields)
+        request = RunRequest(**options, taskset=taskset.taskset_id, task=task.slug)
+        return await self.start_run(caller, request, fields=fields)
 
     # --- reading -------------------------------------------------------------------------------
 
@@ -322,6 +325,33 @@ class RunService:
             await self.stores.runs.delete_run(new.run_id)
             raise
 
+    async def _played(self, request: RunRequest, project: str) -> RunRequest:
+        """The request as it is run: itself, or that of the task it names of its taskset."""
+        if request.task is None:
+            _check_named(request)
+            return request
+        if request.taskset is None:
+            raise Invalid(
+                ["body", "task"],
+                f"task {request.task!r} names a task of a taskset: give taskset too (its id "
+                "or name), or leave out task and give environment and scenario",
+            )
+        try:
+            found = await self.stores.tasksets.taskset(request.taskset, project, with_tasks=True)
+        except TasksetNotFoundError as error:
+            raise Invalid(["body", "taskset"], str(error)) from error
+        by_slug = {view.slug: view.task for view in found.tasks or []}
+        task = by_slug.get(request.task)
+        if task is None:
+            slugs = list(by_slug)
+            shown = ", ".join(slugs[:SHOWN_SLUGS]) + (" ..." if len(slugs) > SHOWN_SLUGS else "")
+            raise Invalid(
+                ["body", "task"],
+                f"taskset {found.name!r} has no task {request.task!r}; its tasks: "
+                f"{shown or 'none yet'}",
+            )
+        return run_of_task(request, task, found.taskset_id)
+
     async def _join_taskset(self, spec: RunSpec, taskset: str | None, job: bool | None) -> RunSpec:
         """A run started with a taskset joins the taskset's job (its standing batch),
         unless it is to belong to no job."""
@@ -349,6 +379,17 @@ class RunService:
     def _view(self, view: RunView) -> RunView:
         view.temporal_ui_url = self.workflows.ui_link(view.workflow_id)
         return view
+
+
+def _check_named(request: RunRequest) -> None:
+    """A run that plays no task names its environment and scenario."""
+    for name in ("environment", "scenario"):
+        if not getattr(request, name):
+            raise Invalid(
+                ["body", name],
+                f"{name} is required: give environment and scenario, or taskset and the "
+                "slug of one of its tasks as task",
+            )
 
 
 def own_job_id(run_id: str) -> str:
