@@ -11,7 +11,13 @@ from api.services.access import Access, Caller
 from api.services.errors import Conflict, Invalid
 from api.services.requests import ResolvedRun, run_input
 from api.services.runs import RunSettings, identity_hash
-from api.services.tasks import apply_override, resolve_task, script_cycle, task_request
+from api.services.tasks import (
+    apply_override,
+    is_scripted,
+    resolve_task,
+    script_cycle,
+    task_request,
+)
 from api.services.workflows import StartRefused, Workflows
 from loopline.blobs import BlobStore
 from loopline.environment.registry import Registry
@@ -26,8 +32,6 @@ from loopline.models import (
     BatchView,
     CancelRequest,
     EvaluationConfig,
-    ModelConfig,
-    Provider,
     RunPage,
     RunRequest,
     RunStatus,
@@ -35,7 +39,6 @@ from loopline.models import (
     Scope,
     Script,
     TaskDefinition,
-    parse_model,
 )
 from loopline.scoring import ACTIVE, count_statuses, score
 from loopline.secrets import SecretBox
@@ -368,24 +371,17 @@ def _with_scripts(
         task = apply_override(task, override)
         played.append((task, script_cycle(override, task, request)))
     lacking = [task.slug or "" for task, scripts in played if scripts == [None]]
-    if lacking and _is_scripted(request.model):
+    if lacking and is_scripted(request.model):
         shown = ", ".join(lacking[:SHOWN_SLUGS])
         more = f" and {len(lacking) - SHOWN_SLUGS} more" if len(lacking) > SHOWN_SLUGS else ""
         raise Invalid(
             ["body", "script"],
-            f"model 'scripted' needs a script for every task; {len(lacking)} have none: "
-            f"{shown}{more}. Give each a script or rollout_scripts (in the taskset or the "
-            "inline task, or in task_overrides.<slug>), or give the batch a script or "
-            "rollout_scripts for every task",
+            f"model 'scripted' needs a script for every task, and these have none "
+            f"({len(lacking)}): {shown}{more}. Give each a script or rollout_scripts (in "
+            "the taskset or the inline task, or in task_overrides.<slug>), or give the "
+            "batch a script or rollout_scripts for every task",
         )
     return played
-
-
-def _is_scripted(model: str | ModelConfig) -> bool:
-    try:
-        return parse_model(model).provider is Provider.scripted
-    except ValueError:
-        return False  # resolving the runs says what is wrong with the model
 
 
 def _with_slugs(tasks: list[TaskDefinition]) -> list[TaskDefinition]:

@@ -23,6 +23,7 @@ from loopline.models import (
     SCRIPTED_MODEL,
     EvaluationConfig,
     ModelConfig,
+    Provider,
     RunRequest,
     Script,
     ScriptedStep,
@@ -86,6 +87,13 @@ def script_cycle(*sources: ScriptSource | None) -> list[Script | None]:
     return [None]
 
 
+def is_scripted(model: str | ModelConfig) -> bool:
+    try:
+        return parse_model(model).provider is Provider.scripted
+    except ValueError:
+        return False  # resolving the run says what is wrong with the model
+
+
 def apply_override(task: TaskDefinition, override: TaskOverride | None) -> TaskDefinition:
     if override is None:
         return task
@@ -139,10 +147,17 @@ def run_of_task(request: RunRequest, task: TaskDefinition, taskset_id: str) -> R
     }
     if "model" not in own:
         own["model"] = (task.agent_config and task.agent_config.model) or request.model
+    script = script_cycle(OwnScript(request.script), task)[0]
+    if script is None and is_scripted(own["model"]):
+        raise Invalid(
+            ["body", "script"],
+            f"model 'scripted' needs a script, and task {task.slug!r} has none of its own: "
+            "send script with the run, or give the task a script or rollout_scripts",
+        )
     played = task_request(
         task,
         **own,
-        script=script_cycle(OwnScript(request.script), task)[0],
+        script=script,
         taskset=taskset_id,
         task=task.slug,
     )

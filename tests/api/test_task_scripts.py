@@ -84,6 +84,7 @@ async def test_overrides_then_the_tasks_own_then_the_batchs_scripts(
         ),
     ]
     body = {
+        "batch_id": uuid.uuid4().hex,
         "tasks": tasks,
         "rollout_count": 2,
         "script": script("Paris"),
@@ -100,6 +101,10 @@ async def test_overrides_then_the_tasks_own_then_the_batchs_scripts(
     # fr: the override over the task's own; jp: the task's own over the batch's; ke: the
     # batch's rollout_scripts over its script; pe: its rollout_scripts, rollout r mod 2.
     assert rewards == {"fr": [1.0, 1.0], "jp": [1.0, 1.0], "ke": [1.0, 1.0], "pe": [1.0, 0.0]}
+    # The scripts are part of the batch's identity: a retry finds it, another script is not it.
+    assert (await api.post("/v1/batches", json=body)).status_code == 200
+    other = {**body, "task_overrides": {"fr": {"script": script("Nice")}}}
+    assert (await api.post("/v1/batches", json=other)).status_code == 409
 
 
 async def test_a_scripted_batch_names_the_tasks_without_a_script(api: httpx.AsyncClient) -> None:
@@ -115,10 +120,10 @@ async def test_a_scripted_batch_names_the_tasks_without_a_script(api: httpx.Asyn
     assert response.status_code == 422, response.text
     [detail] = response.json()["detail"]
     assert detail["loc"] == ["body", "script"]
-    assert "2 have none: jp, ke" in detail["msg"] and "task_overrides" in detail["msg"]
+    assert "have none (2): jp, ke." in detail["msg"] and "task_overrides" in detail["msg"]
     overridden = {"taskset": taskset["name"], "task_overrides": {"jp": {"script": script("x")}}}
     response = await api.post("/v1/batches", json=overridden)
-    assert response.status_code == 422 and "1 have none: ke." in response.text
+    assert response.status_code == 422 and "have none (1): ke." in response.text
 
 
 async def test_a_run_of_a_task_plays_it_and_counts_in_the_jobs_table(
@@ -141,14 +146,15 @@ async def test_a_run_of_a_task_plays_it_and_counts_in_the_jobs_table(
 async def test_a_run_of_a_task_that_cannot_be_played_says_what_to_fix(
     api: httpx.AsyncClient,
 ) -> None:
-    taskset = await upload(api, [capital_task("fr", "France", script=script("Paris"))])
-    name = taskset["name"]
+    tasks = [capital_task("fr", "France", script=script("Paris")), capital_task("jp", "Japan")]
+    name = (await upload(api, tasks))["name"]
     refused: list[tuple[list[str], dict[str, Any]]] = [
         (["body", "task"], {"taskset": name, "task": "de"}),
         (["body", "task"], {"task": "fr"}),
         (["body", "scenario"], {"taskset": name, "task": "fr", "scenario": "total_price"}),
         (["body", "args"], {"taskset": name, "task": "fr", "args": {"country": "Peru"}}),
         (["body", "environment"], {"scenario": "capital", "script": script("Paris")}),
+        (["body", "script"], {"taskset": name, "task": "jp"}),
     ]
     for where, body in refused:
         response = await api.post("/v1/runs", json=body)
@@ -156,4 +162,4 @@ async def test_a_run_of_a_task_that_cannot_be_played_says_what_to_fix(
         [detail] = response.json()["detail"]
         assert detail["loc"] == where, detail
     unknown = await api.post("/v1/runs", json=refused[0][1])
-    assert "has no task 'de'; its tasks: fr" in unknown.text
+    assert "has no task 'de'; its tasks: fr, jp" in unknown.text
