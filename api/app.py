@@ -16,7 +16,16 @@ from api.http.errors import ERROR_DESCRIPTIONS, install_error_handlers
 from api.http.limits import BodyLimits
 from api.http.mcp import router as mcp_router
 from api.http.observability import RequestObserver
-from api.http.routes import artifacts, batches, commands, environments, keys, runs, tasksets
+from api.http.routes import (
+    artifacts,
+    batches,
+    commands,
+    environments,
+    exports,
+    keys,
+    runs,
+    tasksets,
+)
 from api.http.ui import error_page, install_viewer
 from api.services import running_services
 from loopline.settings import Settings
@@ -29,6 +38,7 @@ NATIVE_ROUTERS = (
     batches.router,
     environments.router,
     keys.router,
+    exports.router,
 )
 
 

@@ -18,6 +18,7 @@ from api.services.artifacts import ArtifactService
 from api.services.batches import BatchService
 from api.services.commands import CommandService
 from api.services.environments import EnvironmentService
+from api.services.exports import ExportService
 from api.services.keys import KeyService
 from api.services.live import LiveEvents
 from api.services.mcp_sessions import McpSessionService
@@ -34,6 +35,7 @@ from loopline.environment.registry import Registry
 from loopline.secrets import load_secret_box
 from loopline.settings import Settings, outbound_policy
 from loopline.store import Stores, open_stores
+from loopline.store.exports import ExportStore
 from loopline.store.notices import listen, listens
 
 
@@ -54,6 +56,7 @@ class Services:
     reconciler: Reconciler
     viewer: ViewerSessions
     mcp_sessions: McpSessionService
+    exports: ExportService
 
 
 def build_services(
@@ -92,6 +95,7 @@ def build_services(
         ),
         viewer=ViewerSessions.from_box(access, box),
         mcp_sessions=McpSessionService(runs, environments, access, workflows, stores.runs),
+        exports=ExportService(ExportStore(stores.db), access, stores.tasksets, registry),
     )
 
 

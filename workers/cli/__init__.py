@@ -1,4 +1,4 @@
-"""The `loopline` command: up (embedded stack), worker, api, demo, batch, keys."""
+"""The `loopline` command: up (embedded stack), worker, api, demo, batch, export, keys."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from workers.cli.batch import (
     run_batch_command,
 )
 from workers.cli.demo import run_demo
+from workers.cli.export import ExportCommandError, add_export_parser, run_export_command
 from workers.cli.keys import KeysCommandError, add_keys_parser, run_keys_command
 from workers.cli.shutdown import stop_on_signals
 from workers.cli.up import LOG_FILE, EmbeddedOptions, PortInUseError, run_embedded
@@ -60,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_api_key_argument(demo)
 
     add_batch_parser(commands)
+    add_export_parser(commands)
     add_keys_parser(commands)
     commands.add_parser(
         "callback-secret",
@@ -73,6 +75,8 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         return 0 if await run_demo(args.api_url, args.api_key) else 1
     if args.command == "batch":
         return await run_batch_command(args)
+    if args.command == "export":
+        return await run_export_command(args)
     if args.command == "keys":
         return await run_keys_command(args, settings)
     if args.command == "callback-secret":
@@ -117,6 +121,7 @@ def main(argv: list[str] | None = None) -> None:
         TemporalUnreachableError,
         PortInUseError,
         BatchCommandError,
+        ExportCommandError,
         KeysCommandError,
         TelemetryUnavailableError,
     ) as error:

@@ -86,6 +86,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("DELETE", "/v1/batches/{batch_id}"): Rule("batch", WRITE),
     ("GET", "/v1/environments"): Rule("project", READ),
     ("GET", "/v1/environments/{name}"): Rule("project", READ),
+    ("GET", "/v1/exports"): Rule("project", READ),
     ("POST", "/v1/keys"): Rule("project", ADMIN, {"name": "k"}),
     ("GET", "/v1/keys"): Rule("project", ADMIN),
     ("DELETE", "/v1/keys/{key_id}"): Rule("key", ADMIN),
