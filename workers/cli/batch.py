@@ -39,7 +39,11 @@ def add_batch_parser(commands: Any) -> None:
         help="'scripted', 'provider/model', or a model config as JSON or a JSON file "
         "(base_url, tool_choice, ...; api_key_env names the variable holding its key)",
     )
-    batch.add_argument("--script", type=Path, help="JSON script of a 'scripted' model")
+    batch.add_argument(
+        "--script",
+        type=Path,
+        help="JSON script of a 'scripted' model, for tasks without a script of their own",
+    )
     batch.add_argument("--judge-model", help="judge of rubrics (default: the agent's model)")
     batch.add_argument("--judge-script", type=Path, help="JSON script of a 'scripted' judge")
     batch.add_argument("--max-steps", type=int, default=100)
