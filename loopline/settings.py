@@ -38,7 +38,13 @@ class Settings(BaseSettings):
     )
     environment_modules: Annotated[list[str], NoDecode] = Field(
         default=list(DEFAULT_ENVIRONMENT_MODULES),
-        description="Comma-separated Python modules that define environments.",
+        description="Comma-separated Python modules that define environments; set, it "
+        "replaces the built-in ones (LOOPLINE_EXTRA_ENVIRONMENT_MODULES adds to them).",
+    )
+    extra_environment_modules: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated Python modules whose environments are served besides "
+        "those of LOOPLINE_ENVIRONMENT_MODULES (the built-in ones, unless it is set).",
     )
     remote_environments: list[RemoteEnvironmentConfig] = Field(
         default_factory=list,
@@ -149,12 +155,22 @@ class Settings(BaseSettings):
             )
         return self
 
-    @field_validator("environment_modules", "outbound_allow", "outbound_deny", mode="before")
+    @field_validator(
+        "environment_modules",
+        "extra_environment_modules",
+        "outbound_allow",
+        "outbound_deny",
+        mode="before",
+    )
     @classmethod
     def _split_lists(cls, value: object) -> object:
         if isinstance(value, str):
             return [name.strip() for name in value.split(",") if name.strip()]
         return value
+
+    def served_environment_modules(self) -> list[str]:
+        """The modules whose environments this process serves, each once, in order."""
+        return list(dict.fromkeys([*self.environment_modules, *self.extra_environment_modules]))
 
 
 def outbound_policy(settings: Settings) -> OutboundPolicy:

@@ -51,7 +51,9 @@ async def serve_api_until(server: ApiServer, stop: asyncio.Event) -> None:
 
 async def run_worker_until(settings: Settings, stop: asyncio.Event, temporal: Client) -> None:
     registry = Registry.from_modules(
-        settings.environment_modules, settings.remote_environments, outbound_policy(settings)
+        settings.served_environment_modules(),
+        settings.remote_environments,
+        outbound_policy(settings),
     )
     await ensure_search_attributes(temporal, settings.temporal_namespace)
     async with open_stores(settings.database_url, HELD) as stores, registry:

@@ -104,7 +104,9 @@ async def running_services(settings: Settings, temporal: Client) -> AsyncIterato
     """The services with what they run in the background: the live-event ticker, the
     reconciler and (on PostgreSQL) the listener of event notices."""
     registry = Registry.from_modules(
-        settings.environment_modules, settings.remote_environments, outbound_policy(settings)
+        settings.served_environment_modules(),
+        settings.remote_environments,
+        outbound_policy(settings),
     )
     async with open_stores(settings.database_url) as stores, registry:
         services = build_services(settings, temporal, stores, registry)

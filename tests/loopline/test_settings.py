@@ -1,0 +1,19 @@
+"""Settings read from LOOPLINE_* variables."""
+
+from __future__ import annotations
+
+import pytest
+
+from loopline.settings import DEFAULT_ENVIRONMENT_MODULES, Settings
+
+
+def test_added_environment_modules_keep_the_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LOOPLINE_ENVIRONMENT_MODULES", raising=False)
+    monkeypatch.setenv("LOOPLINE_EXTRA_ENVIRONMENT_MODULES", "mine.bank, environments.trivia")
+    assert Settings().served_environment_modules() == [*DEFAULT_ENVIRONMENT_MODULES, "mine.bank"]
+    monkeypatch.setenv("LOOPLINE_ENVIRONMENT_MODULES", "environments.chat")
+    assert Settings().served_environment_modules() == [
+        "environments.chat",
+        "mine.bank",
+        "environments.trivia",
+    ]
