@@ -22,7 +22,7 @@ from activities.errors import permanent, remote_failure
 from activities.heartbeats import heartbeating
 from loopline.environment import ToolContext, ToolError
 from loopline.environment.changes import StateChanges, state_changes
-from loopline.environment.remote import schema_problem
+from loopline.environment.schemas import schema_problem
 from loopline.environment.tools import Tool
 from loopline.environment.toolservers import InvalidToolCall, ToolServer, ToolServerError
 from loopline.models import MAX_MESSAGE_CHARS, EventType, EventView, Message, ToolCall, ToolInfo

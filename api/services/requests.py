@@ -9,8 +9,9 @@ from pydantic import ValidationError
 
 from api.services.errors import Invalid
 from loopline.environment.registry import Registry
-from loopline.environment.remote import RESERVED_TOOLS, RemoteEnvironment, schema_problem
+from loopline.environment.remote import RESERVED_TOOLS, RemoteEnvironment
 from loopline.environment.scenarios import Scenario
+from loopline.environment.schemas import schema_problem
 from loopline.extras import missing_extra
 from loopline.models import (
     BARE_MODELS,

@@ -8,6 +8,15 @@ MCP or HTTP tool servers) and `toolservers` (the clients of those servers).
 
 from loopline.environment.definition import Environment
 from loopline.environment.scenarios import Outcome, Reward, Setup
+from loopline.environment.schemas import ToolSchemaError
 from loopline.environment.tools import ToolContext, ToolError
 
-__all__ = ["Environment", "Outcome", "Reward", "Setup", "ToolContext", "ToolError"]
+__all__ = [
+    "Environment",
+    "Outcome",
+    "Reward",
+    "Setup",
+    "ToolContext",
+    "ToolError",
+    "ToolSchemaError",
+]

@@ -12,12 +12,16 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+import docstring_parser
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic.fields import FieldInfo
 
 AnyFunction = Callable[..., Any]
 # Threads for environment code of one worker process; more sync calls than this wait.
@@ -35,18 +39,85 @@ async def call_environment_code(fn: AnyFunction, *args: Any, **kwargs: Any) -> A
     return await result if inspect.isawaitable(result) else result
 
 
-def signature_model(fn: AnyFunction, name: str, skip: Callable[[Any], bool]) -> type[BaseModel]:
-    """A pydantic model of `fn`'s parameters, leaving out those whose annotation `skip`s."""
-    hints = typing.get_type_hints(fn, include_extras=True)
+@dataclass(frozen=True)
+class Documentation:
+    """What a docstring says: the description, and each parameter's (Google, NumPy, reST)."""
+
+    description: str | None = None
+    parameters: dict[str, str] = field(default_factory=dict)
+
+
+def documentation(fn: AnyFunction) -> Documentation:
+    """The docstring of `fn`, its Args/Returns/Raises sections read out of the description;
+    a docstring without such sections is the description as it stands."""
+    docstring = inspect.getdoc(fn)
+    if not docstring:
+        return Documentation()
+    parsed = docstring_parser.parse(docstring)
+    if not (parsed.params or parsed.many_returns or parsed.raises):
+        return Documentation(description=docstring)
+    return Documentation(
+        description=(parsed.description or "").strip() or None,
+        parameters={
+            param.arg_name: param.description.strip()
+            for param in parsed.params
+            if param.description and param.description.strip()
+        },
+    )
+
+
+def type_hints(fn: AnyFunction) -> dict[str, Any]:
+    """The resolved annotations of a function, a method or a callable object."""
+    target = fn if inspect.isroutine(fn) or inspect.isclass(fn) else type(fn).__call__
+    return typing.get_type_hints(target, include_extras=True)
+
+
+def annotated_class(annotation: Any) -> type | None:
+    """The class an annotation names, through `Annotated[...]` and `Optional[...]`."""
+    if typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        named = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        annotation = named[0] if len(named) == 1 else None
+    return annotation if isinstance(annotation, type) else None
+
+
+def receives(annotation: Any, provided: type | None) -> bool:
+    """Whether a parameter so annotated takes a `provided` instance (a subclass counts)."""
+    named = annotated_class(annotation)
+    if provided is None or named is None or named is object:
+        return False
+    try:
+        return issubclass(provided, named)
+    except TypeError:  # a Protocol that is not runtime-checkable names no class to check
+        return False
+
+
+def signature_model(
+    fn: AnyFunction,
+    name: str,
+    skip: Callable[[Any], bool],
+    descriptions: Mapping[str, str] | None = None,
+) -> type[BaseModel]:
+    """A pydantic model of `fn`'s parameters, leaving out those whose annotation `skip`s;
+    `descriptions` (from the docstring) describe the parameters whose annotation does not."""
+    hints = type_hints(fn)
     fields: dict[str, Any] = {}
     for param in inspect.signature(fn).parameters.values():
         annotation = hints.get(param.name, Any)
         if skip(annotation):
             continue
         default = ... if param.default is inspect.Parameter.empty else param.default
+        described = (descriptions or {}).get(param.name)
+        if described and not isinstance(default, FieldInfo) and not _described(annotation):
+            default = Field(default, description=described)
         fields[param.name] = (annotation, default)
     model: type[BaseModel] = create_model(name, __config__=ConfigDict(extra="forbid"), **fields)
     return model
+
+
+def _described(annotation: Any) -> bool:
+    return FieldInfo.from_annotation(annotation).description is not None
 
 
 def json_schema(model: type[BaseModel]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from loopline.environment.code import AnyFunction, call_environment_code
 from loopline.environment.scenarios import Reward, Scenario, Setup
+from loopline.environment.schemas import ToolSchemaError
 from loopline.environment.tools import Tool
 from loopline.models import EnvironmentInfo
 
@@ -40,22 +41,65 @@ class Environment:
 
     @typing.overload
     def tool(
-        self, *, name: str | None = None, stop: bool = False
+        self,
+        *,
+        name: str | None = None,
+        stop: bool = False,
+        schema: dict[str, Any] | None = None,
+        description: str | None = None,
     ) -> Callable[[FunctionT], FunctionT]: ...
 
     def tool(
-        self, fn: FunctionT | None = None, *, name: str | None = None, stop: bool = False
+        self,
+        fn: FunctionT | None = None,
+        *,
+        name: str | None = None,
+        stop: bool = False,
+        schema: dict[str, Any] | None = None,
+        description: str | None = None,
     ) -> FunctionT | Callable[[FunctionT], FunctionT]:
-        """Register a tool. `stop=True` ends the episode; its result becomes the answer."""
+        """Register a tool. `stop=True` ends the episode; its result becomes the answer.
+        `schema=` (see `add_tool`) is what the model is shown instead of the signature's."""
 
         def register(function: FunctionT) -> FunctionT:
-            tool = Tool(
-                function, name=name or function.__name__, stop=stop, state_type=self.state_type
+            self.add_tool(
+                function,
+                schema,
+                name=name,
+                description=description,
+                stop=stop,
             )
-            self.tools[tool.name] = tool
             return function
 
         return register(fn) if fn is not None else register
+
+    def add_tool(
+        self,
+        fn: AnyFunction,
+        schema: dict[str, Any] | None = None,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        stop: bool = False,
+    ) -> Tool:
+        """Register an existing callable as a tool. `schema` is an OpenAI function tool
+        (`{"type": "function", "function": {"name", "description", "parameters"}}`), an MCP
+        tool (`{"name", "description", "inputSchema"}`) or a bare JSON schema of the
+        arguments; the model is shown it verbatim, the arguments are checked against it and
+        passed as keywords. Without one, the schema comes from the signature. Raises
+        `ToolSchemaError` for a schema that cannot be used or a name already taken."""
+        tool = Tool(
+            fn,
+            name=name,
+            stop=stop,
+            state_type=self.state_type,
+            schema=schema,
+            description=description,
+        )
+        if tool.name in self.tools:
+            raise ToolSchemaError(f"environment {self.name!r} already has a tool {tool.name!r}")
+        self.tools[tool.name] = tool
+        return tool
 
     @typing.overload
     def scenario(self, fn: AnyFunction) -> Scenario: ...

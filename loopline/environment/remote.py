@@ -21,8 +21,6 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from jsonschema import SchemaError
-from jsonschema.validators import validator_for
 from pydantic import BaseModel
 
 from loopline.environment import Reward, Setup
@@ -186,24 +184,6 @@ class RemoteEnvironment:
         if outcome.is_error:
             raise RemoteScenarioError(f"{tool} failed on the server: {outcome.text[:1000]}")
         return outcome
-
-
-def schema_problem(schema: dict[str, Any], value: Any) -> str | None:
-    """What is wrong with `value` under a JSON schema, or None; a schema that is itself
-    invalid checks nothing (the server is the judge then)."""
-    try:
-        validator_class = validator_for(schema)
-        validator_class.check_schema(schema)
-    except SchemaError:
-        return None
-    errors = sorted(validator_class(schema).iter_errors(value), key=lambda e: list(e.path))
-    if not errors:
-        return None
-    parts = []
-    for error in errors[:5]:
-        where = ".".join(str(part) for part in error.path) or "arguments"
-        parts.append(f"{where}: {error.message}")
-    return "; ".join(parts)
 
 
 def _number(text: str) -> float | None:

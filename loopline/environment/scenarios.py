@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from loopline.environment.code import (
     AnyFunction,
     call_environment_code,
+    documentation,
     json_schema,
     signature_model,
 )
@@ -47,13 +48,18 @@ class Reward:
 
 @dataclass
 class Outcome(Generic[StateT]):
-    """Everything an evaluation may look at once the agent has stopped."""
+    """Everything an evaluation may look at once the agent has stopped: also which run it
+    is and, for a run of a taskset's task, the task's slug and the taskset (else None)."""
 
     args: dict[str, Any]
     state: StateT | None
     answer: str | None
     trajectory: list[Message]
     stop_reason: StopReason
+    # Empty only in an outcome built by hand (a test of an evaluation).
+    run_id: str = ""
+    task: str | None = None
+    taskset_id: str | None = None
 
 
 class Scenario:
@@ -74,11 +80,14 @@ class Scenario:
     def __init__(self, fn: AnyFunction, *, name: str, description: str | None) -> None:
         self.fn = fn
         self.name = name
-        self.description = description or inspect.getdoc(fn) or name
+        docs = documentation(fn)
+        self.description = description or docs.description or name
         self.style: Literal["functions", "generator"] = (
             "generator" if inspect.isasyncgenfunction(fn) else "functions"
         )
-        self.args_model = signature_model(fn, f"{name}_args", skip=lambda _: False)
+        self.args_model = signature_model(
+            fn, f"{name}_args", skip=lambda _: False, descriptions=docs.parameters
+        )
         self._evaluate: AnyFunction | None = None
 
     def evaluation(self, fn: FunctionT) -> FunctionT:
