@@ -156,6 +156,9 @@ class EvaluationActivities(ModelCallingActivities):
             answer=answer,
             trajectory=trajectory,
             stop_reason=request.stop_reason,
+            run_id=request.run_id,
+            task=spec.task,
+            taskset_id=spec.taskset_id,
         )
         try:
             return await self.scenario(spec).run_evaluation(outcome)

@@ -39,8 +39,13 @@ def temporal_address(temporal: WorkflowEnvironment) -> str:
 async def stack(
     temporal_address: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Stack]:
-    """One API and one worker process shared by the tests that do not kill processes."""
-    shared = Stack(temporal_address=temporal_address, workdir=tmp_path_factory.mktemp("stack"))
+    """One API and one worker process shared by the tests that do not kill processes; they
+    serve the built-in environments and, added to them, the tests' wrapped one."""
+    shared = Stack(
+        temporal_address=temporal_address,
+        workdir=tmp_path_factory.mktemp("stack"),
+        extra_env={"LOOPLINE_EXTRA_ENVIRONMENT_MODULES": "tests.servers.wrapped_environments"},
+    )
     shared.start_worker()
     await shared.start_api()
     yield shared

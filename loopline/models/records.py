@@ -70,6 +70,11 @@ class RunSpec(BaseModel):
 
 class EventView(BaseModel):
     seq: int
+    key: str = Field(
+        description="The idempotency key the event was recorded under (step-3:model, "
+        "step-3:tool:call_x, evaluate, ...): a retried write under it finds the event instead "
+        "of adding another."
+    )
     type: EventType
     created_at: datetime
     data: dict[str, Any]

@@ -185,6 +185,7 @@ def run_view(row: Any) -> RunView:
 def event_view(row: Any) -> EventView:
     return EventView(
         seq=row["seq"],
+        key=row["key"],
         type=EventType(row["type"]),
         created_at=aware(row["created_at"]),
         data=row["data"],

@@ -145,7 +145,8 @@ async def test_trajectory_and_state_on_request(api: httpx.AsyncClient) -> None:
 
 async def test_environments_list_scenarios_tools_and_schemas(api: httpx.AsyncClient) -> None:
     environments = {env["name"]: env for env in (await api.get("/v1/environments")).json()}
-    assert set(environments) == {"chat", "orders", "trivia"}
+    # The built-in environments, and the one the shared stack adds to them.
+    assert set(environments) == {"chat", "orders", "trivia", "wrapped"}
     orders = environments["orders"]
     assert orders["stateful"] is True
     refund = next(tool for tool in orders["tools"] if tool["name"] == "issue_refund")

@@ -26,7 +26,8 @@ def a_run_view() -> RunView:
 
 
 def event(seq: int, type_: EventType = EventType.message, **data: Any) -> EventView:
-    return EventView(seq=seq, type=type_, created_at=datetime(2026, 1, 1, tzinfo=UTC), data=data)
+    created_at = datetime(2026, 1, 1, tzinfo=UTC)
+    return EventView(seq=seq, key=f"event:{seq}", type=type_, created_at=created_at, data=data)
 
 
 def call(call_id: str, name: str, **arguments: Any) -> dict[str, Any]:

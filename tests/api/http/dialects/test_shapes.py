@@ -33,7 +33,7 @@ def run_view(**fields: object) -> RunView:
 
 
 def event(seq: int, kind: EventType, **data: object) -> EventView:
-    return EventView(seq=seq, type=kind, created_at=NOW, data=data)
+    return EventView(seq=seq, key=f"event:{seq}", type=kind, created_at=NOW, data=data)
 
 
 def test_a_hud_trace_is_running_while_the_run_waits_for_its_caller() -> None:
