@@ -21,7 +21,7 @@ from tests.api.test_batches import wait_for_batch
 from tests.harness import Stack, answer_step, model_body, run_to_end, tool_step
 from tests.upstream import Reply, Upstream
 from workers.cli import build_parser
-from workers.cli.export import run_export_command
+from workers.cli.export import ExportCommandError, run_export_command
 
 MESSAGES = TypeAdapter(list[ChatCompletionMessageParam])
 TOOLS = TypeAdapter(list[ChatCompletionToolParam])
@@ -193,31 +193,28 @@ async def test_another_projects_runs_are_never_exported(stack: Stack, batch: Bat
         assert refused.status_code == 422
 
 
+def cli_export(stack: Stack, output: Path, *options: str) -> Any:
+    command = ["export", *options, "-o", str(output), "--api-url", stack.api_url]
+    return build_parser().parse_args([*command, "--api-key", stack.api_key])
+
+
 async def test_the_cli_writes_the_file_and_counts_the_runs(
     stack: Stack, batch: Batch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     output = tmp_path / "out.jsonl"
-    args = build_parser().parse_args(
-        [
-            "export",
-            "--format",
-            "openai-chat",
-            "--batch",
-            batch.batch_id,
-            "--min-reward",
-            "1",
-            "-o",
-            str(output),
-            "--api-url",
-            stack.api_url,
-            "--api-key",
-            stack.api_key,
-        ]
-    )
+    options = ["--format", "openai-chat", "--batch", batch.batch_id, "--min-reward", "1"]
 
-    assert await run_export_command(args) == 0
+    assert await run_export_command(cli_export(stack, output, *options)) == 0
     lines = [json.loads(line) for line in output.read_text().splitlines()]
     assert len(lines) == 2
     for line in lines:
         assert_fine_tuning_example(line)
     assert f"wrote 2 runs to {output}" in capsys.readouterr().err
+
+
+async def test_the_cli_says_which_filter_the_api_refused(stack: Stack, tmp_path: Path) -> None:
+    output = tmp_path / "out.jsonl"
+    args = cli_export(stack, output, "--batch", "no-such-batch", "--failure")
+    with pytest.raises(ExportCommandError, match=r"\(422\): query\.batch_id: no batch"):
+        await run_export_command(args)
+    assert not output.exists() and not output.with_name("out.jsonl.partial").exists()
