@@ -16,8 +16,9 @@ What a line holds, and why:
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,8 +124,9 @@ class ExportService:
         after = None
         while True:
             page = await self.store.page(where, after, self.page_size)
-            lines = (line(run, offered.of(run)) for run in page.runs)
-            text = "".join(f"{item}\n" for item in lines if item is not None)
+            # A page's lines take tens of ms to build: off the event loop, the API answers
+            # other requests meanwhile.
+            text = await asyncio.to_thread(_page_text, page.runs, line, offered)
             if text:
                 yield text
             if page.after is None:
@@ -159,6 +161,15 @@ class OfferedTools:
                 tools = {}
             self._environments[name] = {key: _tool(tool.info()) for key, tool in tools.items()}
         return self._environments[name]
+
+
+def _page_text(
+    runs: list[ExportedRun],
+    line: Callable[[ExportedRun, list[FineTuneTool]], str | None],
+    offered: OfferedTools,
+) -> str:
+    lines = (line(run, offered.of(run)) for run in runs)
+    return "".join(f"{item}\n" for item in lines if item is not None)
 
 
 def chat_line(run: ExportedRun, tools: list[FineTuneTool]) -> str | None:
