@@ -30,10 +30,10 @@ class StoreActivities:
 
     async def spec(self, run_id: str) -> RunSpec:
         """The run's spec; it never changes once written, so each worker reads it once."""
-        spec = self._specs.get(_execution(run_id))
+        spec = self._specs.get(execution_key(run_id))
         if spec is None:
             spec = await self.store.run_spec(run_id)
-            _remember(self._specs, _execution(run_id), spec)
+            _remember(self._specs, execution_key(run_id), spec)
         return spec
 
     def environment(self, spec: RunSpec) -> Environment:
@@ -67,13 +67,13 @@ class StoreActivities:
 
     async def remote_tools(self, run_id: str) -> list[ToolInfo]:
         """The remote tools offered to the run's model, as listed at setup."""
-        tools = self._remote_tools.get(_execution(run_id))
+        tools = self._remote_tools.get(execution_key(run_id))
         if tools is None:
             event = await self.store.event_by_key(run_id, REMOTE_TOOLS_KEY)
             if event is None:
                 raise permanent(f"run {run_id} has no tools listed at setup", "NoRemoteTools")
             tools = [ToolInfo.model_validate(tool) for tool in event.data["tools"]]
-            _remember(self._remote_tools, _execution(run_id), tools)
+            _remember(self._remote_tools, execution_key(run_id), tools)
         return tools
 
     async def lifecycle_meta(self, run_id: str, event_key: str) -> CallMeta:
@@ -89,7 +89,7 @@ def remote_call_meta(run_id: str, idempotency_key: str, state: dict[str, Any] | 
     return CallMeta(run_id=run_id, idempotency_key=idempotency_key, session=session)
 
 
-def _execution(run_id: str) -> str:
+def execution_key(run_id: str) -> str:
     """What the caches are keyed by: the id of a deleted run may be taken by a new run, with
     a spec of its own, in a new workflow execution."""
     if activity.in_activity():

@@ -1,8 +1,12 @@
 """Server-side tool calls, applied exactly once per call.
 
-An in-process tool runs against the state loaded from the store; its result event and the
-changed state are committed in one transaction under the call's idempotency key. A retry
-(after a worker crash, say) finds that event and returns it without running the tool again.
+An in-process tool runs against the run's state: this worker's cached model when it is of
+the stored version (activities/state_cache.py), else the state read and validated. Its
+result event and the changed state (written only if its JSON changed, and only over the
+version the call started from) are committed in one transaction under the call's
+idempotency key. A retry (after a worker crash, say) finds that event and returns it
+without running the tool again. A tool declared read-only is never checked or written; a
+failed call's state is rolled back or kept, as the tool says (`on_error`).
 
 A remote tool (MCP server, HTTP tool server) is called with that idempotency key, so a
 retry after the server applied the call but before its result was recorded lets the
@@ -12,26 +16,45 @@ server drop the duplicate.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
 from temporalio import activity
 
-from activities.base import StoreActivities, remote_call_meta
+from activities.base import StoreActivities, execution_key, remote_call_meta
 from activities.errors import permanent, remote_failure
 from activities.heartbeats import heartbeating
-from loopline.environment import ToolContext, ToolError
-from loopline.environment.changes import StateChanges, state_changes
+from activities.state_cache import CachedState, StateCache
+from loopline.environment import Environment, ToolContext, ToolError
+from loopline.environment.changes import StateChanges, dumped_changes, text_splice
+from loopline.environment.registry import Registry
 from loopline.environment.schemas import schema_problem
 from loopline.environment.tools import Tool
 from loopline.environment.toolservers import InvalidToolCall, ToolServer, ToolServerError
-from loopline.models import MAX_MESSAGE_CHARS, EventType, EventView, Message, ToolCall, ToolInfo
+from loopline.models import (
+    MAX_MESSAGE_CHARS,
+    EventType,
+    EventView,
+    Message,
+    RunSpec,
+    ToolCall,
+    ToolInfo,
+)
+from loopline.store import TraceStore
+from loopline.store.rows import StatePatch, StateWrite
 from workflows.contract import stubs
 from workflows.contract.names import model_key, tool_key
 from workflows.contract.payloads import ToolCallInput, ToolCallResult
 
 
 class ToolActivities(StoreActivities):
+    def __init__(
+        self, store: TraceStore, registry: Registry, states: StateCache | None = None
+    ) -> None:
+        super().__init__(store, registry)
+        self.states = states or StateCache()
+
     @activity.defn(name=stubs.CALL_TOOL.name)
     async def call_tool(self, request: ToolCallInput) -> ToolCallResult:
         async with heartbeating():
@@ -40,6 +63,7 @@ class ToolActivities(StoreActivities):
     async def _call_tool(self, request: ToolCallInput) -> ToolCallResult:
         key = tool_key(request.step, request.call_id)
         reply_key = model_key(request.step)
+        # The state's version only: the state itself may be in this worker's cache.
         snapshot = await self.store.snapshot(request.run_id, [key, reply_key])
         if key in snapshot.events:
             return ToolCallResult.model_validate(snapshot.events[key].data["outcome"])
@@ -48,34 +72,61 @@ class ToolActivities(StoreActivities):
         context = ToolContext(run_id=request.run_id, step=request.step, call_id=request.call_id)
         server = await self.tool_server(spec)
         if server is None:
-            environment = self.environment(spec)
-            state = environment.load_state(snapshot.state)
-            offered = {name: tool for name, tool in environment.tools.items() if spec.offers(name)}
-            result = await _invoke(offered, call, state, context)
-            stop = not result[1] and offered[call.name].stop
+            ran = await self._call_local(spec, call, context, snapshot.state_version)
         else:
-            state = None
-            result = await self._call_remote(server, call, context, snapshot.state)
-            stop = False
-        content, is_error = _within_limit(call, *result)
-        stop = stop and not is_error
+            state = await self.store.load_state(request.run_id)
+            ran = _Ran(*await self._call_remote(server, call, context, state))
+        content, is_error = _within_limit(call, ran.content, ran.is_error)
+        stop = ran.stop and not is_error
+        write, after, changes = _state_after(ran, is_error)
         outcome = ToolCallResult(is_error=is_error, stop=stop)
         message = Message(
             role="tool", content=content, tool_call_id=call.id, name=call.name, is_error=is_error
         )
         data = {**message.model_dump(), "outcome": outcome.model_dump()}
-        changes = None if is_error or state is None else _changes(snapshot.state, state)
         if changes is not None:
             data["state_changes"] = changes.model_dump(mode="json")
-        recorded, _ = await self.store.record(
+        recorded, wrote = await self.store.record(
             request.run_id,
             key,
             EventType.message,
             data,
-            state=None if is_error else state,
+            state=write,
             run_fields={"answer": content} if stop else None,
         )
+        if after is not None and wrote:
+            self.states.put(execution_key(request.run_id), after)
         return ToolCallResult.model_validate(recorded.data["outcome"])
+
+    async def _call_local(
+        self, spec: RunSpec, call: ToolCall, context: ToolContext, version: int
+    ) -> _Ran:
+        environment = self.environment(spec)
+        offered = {name: tool for name, tool in environment.tools.items() if spec.offers(name)}
+        tool = offered.get(call.name)
+        before = await self._state_for(context.run_id, environment, tool, version)
+        state = before.model if before is not None else None
+        content, is_error = await _invoke(offered, call, state, context)
+        stop = tool is not None and tool.stop and not is_error
+        return _Ran(content, is_error, stop, tool, before)
+
+    async def _state_for(
+        self, run_id: str, environment: Environment, tool: Tool | None, version: int
+    ) -> CachedState | None:
+        """The state the tool is handed: the cached one when it is of the stored `version`,
+        else read and validated; None for a tool not handed the state."""
+        state_type = environment.state_type
+        if state_type is None or tool is None or not tool.uses_state:
+            return None
+        cached = self.states.take(execution_key(run_id), version)
+        if cached is not None:
+            return cached
+        stored, text = await self.store.state_text(run_id)
+        if text is None:
+            return None
+        model = state_type.model_validate_json(text)
+        dumped = model.model_dump_json()
+        return CachedState(stored, model, dumped, stored=dumped == text)
 
     async def _call_remote(
         self,
@@ -100,8 +151,43 @@ class ToolActivities(StoreActivities):
         return outcome.text, outcome.is_error
 
 
-def _changes(before: dict[str, Any] | None, after: BaseModel) -> StateChanges | None:
-    return state_changes(before, after.model_dump(mode="json"))
+@dataclass(frozen=True)
+class _Ran:
+    """A tool call's result, and for an in-process tool handed the state, that tool and the
+    state it started from."""
+
+    content: str
+    is_error: bool
+    stop: bool = False
+    tool: Tool | None = None
+    before: CachedState | None = None
+
+
+def _state_after(
+    ran: _Ran, is_error: bool
+) -> tuple[StateWrite | None, CachedState | None, StateChanges | None]:
+    """What the call writes, what the cache keeps, and the changes listed: a state written
+    only when its JSON differs from the version the call started from."""
+    before, tool = ran.before, ran.tool
+    if before is None or tool is None:
+        return None, None, None
+    if tool.read_only:
+        return None, before, None
+    if is_error and tool.on_error == "rollback":
+        # The stored state stays as it was; the model the tool may have changed is dropped.
+        return None, None, None
+    text = before.model.model_dump_json()
+    if text == before.text:
+        return None, before, None
+    patch = _patch(before.text, text) if before.stored else None
+    after = CachedState(before.version + 1, before.model, text, stored=True)
+    changes = dumped_changes(before.model, before.text, text)
+    return StateWrite(text, before.version, patch), after, changes
+
+
+def _patch(before: str, after: str) -> StatePatch:
+    start, before_end, after_end = text_splice(before, after)
+    return StatePatch(at=start, removed=before_end - start, inserted=after[start:after_end])
 
 
 def _within_limit(call: ToolCall, content: str, is_error: bool) -> tuple[str, bool]:

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from loopline.environment.code import AnyFunction, call_environment_code
 from loopline.environment.scenarios import Reward, Scenario, Setup
 from loopline.environment.schemas import ToolSchemaError
-from loopline.environment.tools import Tool
+from loopline.environment.tools import OnError, Tool
 from loopline.models import EnvironmentInfo
 
 FunctionT = TypeVar("FunctionT", bound=AnyFunction)
@@ -47,6 +47,8 @@ class Environment:
         stop: bool = False,
         schema: dict[str, Any] | None = None,
         description: str | None = None,
+        read_only: bool = False,
+        on_error: OnError = "rollback",
     ) -> Callable[[FunctionT], FunctionT]: ...
 
     def tool(
@@ -57,9 +59,19 @@ class Environment:
         stop: bool = False,
         schema: dict[str, Any] | None = None,
         description: str | None = None,
+        read_only: bool = False,
+        on_error: OnError = "rollback",
     ) -> FunctionT | Callable[[FunctionT], FunctionT]:
         """Register a tool. `stop=True` ends the episode; its result becomes the answer.
-        `schema=` (see `add_tool`) is what the model is shown instead of the signature's."""
+        `schema=` (see `add_tool`) is what the model is shown instead of the signature's.
+
+        `read_only=True` promises that the tool never changes the state: a call then neither
+        checks it for changes nor writes it (a change made anyway is not saved by the call,
+        and may be by a later call on the same worker, whose cached state holds it).
+
+        `on_error` is what becomes of the state when the call fails (a `ToolError` or any
+        other exception alike): "rollback" (the default) leaves it as it was before the
+        call, "keep" saves what the tool changed before failing, with the error result."""
 
         def register(function: FunctionT) -> FunctionT:
             self.add_tool(
@@ -68,6 +80,8 @@ class Environment:
                 name=name,
                 description=description,
                 stop=stop,
+                read_only=read_only,
+                on_error=on_error,
             )
             return function
 
@@ -81,6 +95,8 @@ class Environment:
         name: str | None = None,
         description: str | None = None,
         stop: bool = False,
+        read_only: bool = False,
+        on_error: OnError = "rollback",
     ) -> Tool:
         """Register an existing callable as a tool. `schema` is an OpenAI function tool
         (`{"type": "function", "function": {"name", "description", "parameters"}}`), an MCP
@@ -95,6 +111,8 @@ class Environment:
             state_type=self.state_type,
             schema=schema,
             description=description,
+            read_only=read_only,
+            on_error=on_error,
         )
         if tool.name in self.tools:
             raise ToolSchemaError(f"environment {self.name!r} already has a tool {tool.name!r}")

@@ -6,7 +6,7 @@ import functools
 import inspect
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
@@ -28,6 +28,9 @@ from loopline.environment.schemas import (
 )
 from loopline.models import ToolInfo
 from workflows.contract.names import tool_idempotency_key
+
+OnError = Literal["rollback", "keep"]
+ON_ERROR_CHOICES: tuple[OnError, ...] = ("rollback", "keep")
 
 
 class ToolError(Exception):
@@ -66,9 +69,17 @@ class Tool:
         state_type: type[BaseModel] | None,
         schema: dict[str, Any] | None = None,
         description: str | None = None,
+        read_only: bool = False,
+        on_error: OnError = "rollback",
     ) -> None:
         given = read_tool_schema(schema) if schema is not None else None
+        if on_error not in ON_ERROR_CHOICES:
+            raise ValueError(f"on_error must be one of {ON_ERROR_CHOICES}, not {on_error!r}")
         self.fn = fn
+        # Never changes the state: the call neither checks it for changes nor writes it.
+        self.read_only = read_only
+        # A failed call's state: "rollback" to before the call, or "keep" what it changed.
+        self.on_error = on_error
         self.name = _tool_name(fn, name, given)
         self.stop = stop
         docs = documentation(fn)
@@ -93,6 +104,11 @@ class Tool:
             self.parameters = given.parameters
             injected = {p for p in (self._state_param, self._context_param) if p is not None}
             self._keywords = _keywords_fitting(self.name, fn, self.parameters, injected)
+
+    @property
+    def uses_state(self) -> bool:
+        """Whether the tool is handed the run's state (a parameter of the state model)."""
+        return self._state_param is not None
 
     @functools.cached_property
     def _info(self) -> ToolInfo:

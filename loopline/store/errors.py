@@ -21,3 +21,7 @@ class AgentNotFoundError(LookupError):
 
 class UnknownKeyError(LookupError):
     pass
+
+
+class StateConflictError(RuntimeError):
+    """A run's state was written by another call between this call's read and its write."""

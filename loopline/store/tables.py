@@ -127,7 +127,26 @@ env_states = Table(
     Column(
         "run_id", NulSafeString(64), ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True
     ),
+    # The state at `base_version`, as JSON text; the patches after it make `version`.
     Column("state", JSON),
+    # 1 for the first state written, one more at each write: a worker's cached copy of the
+    # state is used only while its version is the stored one.
+    Column("version", Integer, nullable=False, server_default="1"),
+    Column("base_version", Integer, nullable=False, server_default="1"),
+)
+
+# A write of a state that changed it little: the text of version - 1 with `removed`
+# characters at `at` replaced by `inserted` is the state's JSON text at `version`.
+env_state_patches = Table(
+    "env_state_patches",
+    metadata,
+    Column(
+        "run_id", NulSafeString(64), ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("version", Integer, primary_key=True),
+    Column("at", Integer, nullable=False),
+    Column("removed", Integer, nullable=False),
+    Column("inserted", NulSafeText, nullable=False),
 )
 
 

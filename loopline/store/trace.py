@@ -39,11 +39,13 @@ from loopline.store.errors import RunNotFoundError
 from loopline.store.notices import notify
 from loopline.store.rows import (
     NewRun,
+    StateWrite,
     append_event,
     event_by_key,
     event_view,
     insert_runs,
     lock_run,
+    read_state_text,
     run_view,
     save_state,
     usage_increments,
@@ -63,7 +65,8 @@ from workflows.contract.payloads import RunInput
 @dataclass(frozen=True)
 class Snapshot:
     events: dict[str, EventView]
-    state: dict[str, Any] | None
+    # 0 while the run has no state; each write of it adds one.
+    state_version: int
 
 
 @dataclass(frozen=True)
@@ -300,14 +303,15 @@ class TraceStore:
         type_: EventType,
         data: dict[str, Any],
         *,
-        state: BaseModel | None = None,
+        state: BaseModel | StateWrite | None = None,
         usage: Usage | None = None,
         run_fields: dict[str, Any] | None = None,
     ) -> tuple[EventView, bool]:
         """Append one event and, in the same transaction, the run's new state and fields.
 
         Returns the event and whether this call wrote it; a call whose key was already
-        recorded changes nothing and returns the first event.
+        recorded changes nothing and returns the first event. A `StateWrite` made from a
+        version that is no longer the stored one raises `StateConflictError`, writing nothing.
         """
         data = self._clean(run_id, data)
         changes = self._clean(run_id, dict(run_fields or {}))
@@ -336,15 +340,16 @@ class TraceStore:
         return await self.db.read(event_by_key, run_id, key)
 
     async def snapshot(self, run_id: str, keys: list[str]) -> Snapshot:
-        """The events recorded under `keys` and the environment state, in one read."""
+        """The events recorded under `keys` and the version of the run's state, in one read
+        (the state itself may be in the caller's cache; `state_text` reads it)."""
+        version = select(env_states.c.version).where(env_states.c.run_id == run_id)
 
         def work(conn: Connection) -> Snapshot:
             rows = conn.execute(
                 select(events).where(events.c.run_id == run_id, events.c.key.in_(keys))
             )
             found = {row.key: event_view(row._mapping) for row in rows}
-            state = conn.scalar(select(env_states.c.state).where(env_states.c.run_id == run_id))
-            return Snapshot(events=found, state=dict(state) if state is not None else None)
+            return Snapshot(events=found, state_version=int(conn.scalar(version) or 0))
 
         return await self.db.read(work)
 
@@ -466,9 +471,12 @@ class TraceStore:
     # --- environment state ---------------------------------------------------------------------
 
     async def load_state(self, run_id: str) -> dict[str, Any] | None:
-        query = select(env_states.c.state).where(env_states.c.run_id == run_id)
-        state = await self.db.read(_scalar, query)
-        return dict(state) if state is not None else None
+        _, text = await self.state_text(run_id)
+        return json.loads(text) if text is not None else None
+
+    async def state_text(self, run_id: str) -> tuple[int, str | None]:
+        """The run's state as JSON text, with its version (0 and None while it has none)."""
+        return await self.db.read(read_state_text, run_id)
 
 
 def _scalar(conn: Connection, query: Select[Any]) -> Any:

@@ -68,6 +68,7 @@ async def test_a_database_made_before_migrations_is_adopted_and_upgraded(
             ),
             {"spec": OLD_SPEC.model_dump_json()},
         )
+        conn.execute(text("INSERT INTO env_states (run_id, state) VALUES ('old', '{\"n\": 1}')"))
     engine.dispose()
 
     async with open_stores(database_url) as stores:
@@ -81,6 +82,8 @@ async def test_a_database_made_before_migrations_is_adopted_and_upgraded(
         head = ScriptDirectory.from_config(config).get_current_head()
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == head
         assert conn.execute(text("SELECT project FROM runs")).scalar() == "default"
+        # A state written before versions is at the first one.
+        assert conn.execute(text("SELECT version FROM env_states")).scalar() == 1
     engine.dispose()
     engine = create_engine(database_url)
     migrate(engine)  # again: nothing to do, no error
