@@ -8,7 +8,18 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import func, select, update
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    Text,
+    cast,
+    func,
+    literal,
+    null,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.engine import Connection
 
 from loopline.models import (
@@ -22,11 +33,13 @@ from loopline.models import (
     StopReason,
     Usage,
 )
+from loopline.store.columns import decode_nul
 from loopline.store.database import aware, utcnow
-from loopline.store.errors import RunNotFoundError
+from loopline.store.errors import RunNotFoundError, StateConflictError
 from loopline.store.tables import (
     USAGE_COLUMNS,
     callback_secrets,
+    env_state_patches,
     env_states,
     events,
     run_secrets,
@@ -126,13 +139,114 @@ def append_event(
     return event_view(row)
 
 
-def save_state(conn: Connection, run_id: str, state: BaseModel) -> None:
-    dumped = state.model_dump(mode="json")
-    changed = conn.execute(
-        update(env_states).where(env_states.c.run_id == run_id).values(state=dumped)
+# A state is written whole again, as the new base of its patches, once this many patches
+# follow its base or when a patch would be over a quarter of the state's length: a reader
+# then applies a bounded number of patches to the base.
+MAX_STATE_PATCHES = 32
+MAX_PATCH_SHARE = 0.25
+
+
+@dataclass(frozen=True)
+class StatePatch:
+    """The JSON text of the next version: the previous one's with `removed` characters at
+    `at` replaced by `inserted`."""
+
+    at: int
+    removed: int
+    inserted: str
+
+
+@dataclass(frozen=True)
+class StateWrite:
+    """A state as JSON text, written only over the version it was made from (0: the run had
+    no state; None: over any), since a write from an older version would lose another's;
+    `patch` (None: write it whole) makes it from the stored text of that version."""
+
+    text: str
+    base_version: int | None
+    patch: StatePatch | None = None
+
+
+def save_state(conn: Connection, run_id: str, state: BaseModel | StateWrite) -> None:
+    """Write the run's state as its next version, as a patch when one is given and small
+    enough; a `StateWrite` whose base version is no longer the stored one raises
+    `StateConflictError` and writes nothing."""
+    if not isinstance(state, StateWrite):
+        state = StateWrite(state.model_dump_json(), base_version=None)
+    row = conn.execute(
+        select(env_states.c.version, env_states.c.base_version).where(env_states.c.run_id == run_id)
+    ).first()
+    stored = int(row.version) if row is not None else 0
+    if state.base_version not in (None, stored):
+        raise StateConflictError(
+            f"the state of run {run_id} is at version {stored}, not {state.base_version}: "
+            "another call wrote it meanwhile; this call is retried against the new state"
+        )
+    if row is None:
+        value = _json_text(conn, state.text)
+        conn.execute(env_states.insert().values(run_id=run_id, state=value, version=1))
+        return
+    patch = state.patch
+    if patch is not None and _patchable(patch, state.text, stored - int(row.base_version)):
+        conn.execute(
+            env_state_patches.insert().values(run_id=run_id, version=stored + 1, **vars(patch))
+        )
+        conn.execute(
+            update(env_states).where(env_states.c.run_id == run_id).values(version=stored + 1)
+        )
+        return
+    conn.execute(env_state_patches.delete().where(env_state_patches.c.run_id == run_id))
+    conn.execute(
+        update(env_states)
+        .where(env_states.c.run_id == run_id)
+        .values(state=_json_text(conn, state.text), version=stored + 1, base_version=stored + 1)
     )
-    if changed.rowcount == 0:
-        conn.execute(env_states.insert().values(run_id=run_id, state=dumped))
+
+
+def _patchable(patch: StatePatch, text: str, patches: int) -> bool:
+    return patches < MAX_STATE_PATCHES and len(patch.inserted) <= len(text) * MAX_PATCH_SHARE
+
+
+def read_state_text(conn: Connection, run_id: str) -> tuple[int, str | None]:
+    """The run's state as JSON text and its version (0 and None while it has none): its
+    base with the patches after it applied, read in one statement (one snapshot)."""
+    base = select(
+        literal(0).label("kind"),
+        env_states.c.version,
+        cast(env_states.c.state, Text).label("text"),
+        null().label("at"),
+        null().label("removed"),
+    ).where(env_states.c.run_id == run_id)
+    patches = (
+        select(
+            literal(1),
+            env_state_patches.c.version,
+            env_state_patches.c.inserted,
+            env_state_patches.c.at,
+            env_state_patches.c.removed,
+        )
+        .join(env_states, env_states.c.run_id == env_state_patches.c.run_id)
+        .where(
+            env_state_patches.c.run_id == run_id,
+            env_state_patches.c.version > env_states.c.base_version,
+            env_state_patches.c.version <= env_states.c.version,
+        )
+    )
+    rows = conn.execute(union_all(base, patches).order_by("kind", "version")).all()
+    if not rows:
+        return 0, None
+    version, text = int(rows[0].version), rows[0].text
+    for patch in rows[1:]:
+        inserted = decode_nul(patch.text)
+        text = text[: patch.at] + inserted + text[patch.at + patch.removed :]
+    return version, text
+
+
+def _json_text(conn: Connection, text: str) -> ColumnElement[Any]:
+    """JSON text as the state column's value, so that it is not serialized a second time
+    (PostgreSQL types it as json, which keeps the text as it is; SQLite keeps it as text)."""
+    value = literal(text, Text)
+    return cast(value, JSON) if conn.dialect.name == "postgresql" else value
 
 
 def usage_increments(usage: Usage) -> dict[str, Any]:
