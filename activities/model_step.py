@@ -47,7 +47,7 @@ class ModelActivities(ModelCallingActivities):
 
         priced = await self.caller.call(
             ref.run_id,
-            spec.llm,
+            spec.agent_model(ref.step),
             MODEL_SECRET,
             spec.script,
             Ask(context, tools, ref.step, Purpose.agent),

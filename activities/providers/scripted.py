@@ -29,7 +29,11 @@ class ScriptedModel:
             role="assistant",
             content=turn.content,
             tool_calls=[
-                ToolCall(id=f"call_{ask.turn}_{index}", name=call.name, arguments=call.arguments)
+                ToolCall(
+                    id=call.id or f"call_{ask.turn}_{index}",
+                    name=call.name,
+                    arguments=call.arguments,
+                )
                 for index, call in enumerate(turn.tool_calls)
             ],
         )

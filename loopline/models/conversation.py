@@ -6,7 +6,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field
+from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
 RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
@@ -130,6 +130,12 @@ class ScriptedToolCall(BaseModel):
 
     name: str = Field(min_length=1)
     arguments: dict[str, Any] = Field(default_factory=dict)
+    id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="The call's id; unset: call_{step}_{index}. A replay keeps the recorded ids.",
+    )
 
 
 class ScriptedStep(BaseModel):
@@ -142,6 +148,13 @@ class ScriptedStep(BaseModel):
     delay_seconds: float = Field(
         default=0.0, ge=0.0, le=60.0, description="Simulated model latency for this turn."
     )
+
+    @model_validator(mode="after")
+    def _ids_unique(self) -> ScriptedStep:
+        ids = [call.id for call in self.tool_calls if call.id is not None]
+        if len(ids) != len(set(ids)):
+            raise ValueError("the tool calls of a step need different ids")
+        return self
 
 
 class Script(BaseModel):

@@ -28,6 +28,7 @@ from loopline.models.conversation import (
     Usage,
 )
 from loopline.models.http import BATCH_SOURCE_API, Evaluator, ExpectedToolCall, TaskDefinition
+from loopline.models.lineage import ReplayReport, RunOrigin
 
 
 class RunSpec(BaseModel):
@@ -60,6 +61,18 @@ class RunSpec(BaseModel):
     remote: RemoteCallPolicy | None = Field(
         default=None, description="Set when the environment or the tools are remote."
     )
+    origin: RunOrigin | None = None
+    recorded_steps: int = Field(
+        default=0,
+        description="The first model steps, played from `script` whatever the model is: "
+        "a fork's steps replayed from its parent.",
+    )
+
+    def agent_model(self, step: int) -> ModelConfig:
+        """Who plays a model step: the script for the recorded steps, else the run's model."""
+        if step <= self.recorded_steps:
+            return parse_model(SCRIPTED_MODEL)
+        return self.llm
 
     def offers(self, tool: str) -> bool:
         """Whether the model is shown (and may run) this environment tool."""
@@ -132,10 +145,27 @@ class RunView(BaseModel):
     rollout: int | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     tags: list[str] = Field(default_factory=list)
+    origin: RunOrigin | None = Field(
+        default=None, description="The recorded run this replay or fork was made from."
+    )
     trajectory: list[EventView] | None = None
     state: dict[str, Any] | None = None
     incarnation: str = Field(
         default="", exclude=True, description="Which row of those that had this run id."
+    )
+
+
+class ReplayResult(BaseModel):
+    """The replay run, and with `wait` its report (None while it is still running)."""
+
+    run: RunView
+    report: ReplayReport | None = None
+
+
+class ForkResult(BaseModel):
+    runs: list[RunView]
+    batch_id: str | None = Field(
+        default=None, description="With rollouts: the job the forks share (GET /v1/batches)."
     )
 
 

@@ -292,6 +292,7 @@ def run_view(row: Any) -> RunView:
         rollout=spec.rollout,
         metadata=spec.metadata,
         tags=spec.tags,
+        origin=spec.origin,
         incarnation=row["incarnation"] or "",
     )
 
