@@ -23,6 +23,7 @@ from api.http.routes import (
     environments,
     exports,
     keys,
+    lineage,
     runs,
     tasksets,
 )
@@ -39,6 +40,7 @@ NATIVE_ROUTERS = (
     environments.router,
     keys.router,
     exports.router,
+    lineage.router,
 )
 
 

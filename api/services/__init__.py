@@ -20,6 +20,7 @@ from api.services.commands import CommandService
 from api.services.environments import EnvironmentService
 from api.services.exports import ExportService
 from api.services.keys import KeyService
+from api.services.lineage import LineageService
 from api.services.live import LiveEvents
 from api.services.mcp_sessions import McpSessionService
 from api.services.reconciler import Reconciler, ReconcileSettings
@@ -57,6 +58,7 @@ class Services:
     viewer: ViewerSessions
     mcp_sessions: McpSessionService
     exports: ExportService
+    lineage: LineageService
 
 
 def build_services(
@@ -96,6 +98,7 @@ def build_services(
         viewer=ViewerSessions.from_box(access, box),
         mcp_sessions=McpSessionService(runs, environments, access, workflows, stores.runs),
         exports=ExportService(ExportStore(stores.db), access, stores.tasksets, registry),
+        lineage=LineageService(stores, access, runs, workflows),
     )
 
 

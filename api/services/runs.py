@@ -41,6 +41,7 @@ from loopline.models import (
     TasksetUpload,
     TasksetView,
 )
+from loopline.models.lineage import RunOrigin
 from loopline.secrets import SecretBox
 from loopline.store import Stores, TasksetNotFoundError
 from loopline.store.rows import NewRun
@@ -98,6 +99,23 @@ class CallerFields:
     values: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Lineage:
+    """What a run made from a recorded run carries: its parent, the steps it plays from
+    the recording, and the job that a fork's rollouts share."""
+
+    origin: RunOrigin
+    recorded_steps: int
+    job_id: str | None = None
+    rollout: int | None = None
+
+    def spec_fields(self) -> dict[str, Any]:
+        fields: dict[str, Any] = {"origin": self.origin, "recorded_steps": self.recorded_steps}
+        if self.job_id is not None:
+            fields.update(batch_id=self.job_id, rollout=self.rollout)
+        return fields
+
+
 def identity_hash(identity: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
@@ -123,12 +141,13 @@ class RunService:
         task: str | None = None,
         fields: CallerFields | None = None,
         job: bool | None = None,
+        lineage: Lineage | None = None,
     ) -> tuple[RunView, bool]:
         """Start a run, or return the one already started with this run id and body (in the
         same project: another project's run id is a conflict, never an answer). `task` is
         the slug of the task of `request.taskset` the run plays. `job`: whether the run
         belongs to a job (its taskset's, or one of its own); unset: if it has a taskset.
-        Returns whether it is new."""
+        `lineage`: the recorded run it is made from. Returns whether it is new."""
         project = self.access.project(caller, Scope.task_write)
         # What the run plays; the request asked for stays its identity (and gives the
         # limits run_input reads, which a task does not set).
@@ -137,6 +156,7 @@ class RunService:
         spec = resolved.spec.model_copy(update={"project": project, "task": played.task or task})
         run_id = request.run_id or uuid.uuid4().hex
         spec = await self._join_taskset(spec, request.taskset, job)
+        spec = await self._with_lineage(spec, lineage)
         spec = await self._own_job(spec, run_id, job)
         new = self._new_run(run_id, spec, request, resolved, fields, job)
         existing = await self.stores.runs.create_run(new)
@@ -298,6 +318,8 @@ class RunService:
         identity = {**request.identity(), "project": spec.project}
         if job is not None:  # unset keeps the identities of runs from before it existed
             identity["job"] = job
+        if spec.origin is not None:
+            identity["origin"] = spec.origin.model_dump(mode="json")
         return NewRun(
             run_id=run_id,
             identity_hash=identity_hash(identity),
@@ -366,6 +388,13 @@ class RunService:
         job_id = job_id_for(found.taskset_id)
         await self.stores.batches.ensure_job(job_id, found.taskset_id, spec.project)
         return spec.model_copy(update={"taskset_id": found.taskset_id, "batch_id": job_id})
+
+    async def _with_lineage(self, spec: RunSpec, lineage: Lineage | None) -> RunSpec:
+        if lineage is None:
+            return spec
+        if lineage.job_id is not None:
+            await self.stores.batches.ensure_job(lineage.job_id, None, spec.project)
+        return spec.model_copy(update=lineage.spec_fields())
 
     async def _own_job(self, spec: RunSpec, run_id: str, job: bool | None) -> RunSpec:
         """A run asked to belong to a job that has none (no taskset) gets one of its own,

@@ -50,6 +50,7 @@ DEPLOYMENT_RULES = {
     "POST /agents-api/agents": "a bare model name qualified by the provider field",
     "POST /agents-api/agents/call": "a .agent file's YAML; a bare model name and its provider",
     "POST /v1/environments/{name}/mcp": "args: a JSON object, then the scenario's args schema",
+    "POST /v1/runs/{run_id}/forks": "step within the parent's recorded steps; its model",
     "GET /v1/exports": "batch_id and taskset naming the project's batches and tasksets",
     "PATCH /v1/runs/{run_id}": "completed closes sessions only",
     "PATCH /task-runs/api/projects/{project_id}/tasks/{task_id}/runs/{run_id}": (

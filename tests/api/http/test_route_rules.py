@@ -68,6 +68,9 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/v1/runs/{run_id}/close"): Rule("run", WRITE),
     ("POST", "/v1/runs/{run_id}/command"): Rule("run", WRITE, {"method": "cancel"}),
     ("GET", "/v1/runs/{run_id}/connection_token"): Rule("run", READ),
+    ("POST", "/v1/runs/{run_id}/replay"): Rule("run", WRITE, {"wait": False}),
+    ("GET", "/v1/runs/{run_id}/replay-report"): Rule("run", READ),
+    ("POST", "/v1/runs/{run_id}/forks"): Rule("run", WRITE, {"step": 0}),
     # native: artifacts
     ("PUT", "/v1/runs/{run_id}/artifacts/{name}"): Rule("run", WRITE, b"bytes"),
     ("POST", "/v1/runs/{run_id}/artifacts"): Rule("run", WRITE, ARTIFACTS),
