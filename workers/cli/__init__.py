@@ -28,6 +28,7 @@ from workers.cli.batch import (
 from workers.cli.demo import run_demo
 from workers.cli.export import ExportCommandError, add_export_parser, run_export_command
 from workers.cli.keys import KeysCommandError, add_keys_parser, run_keys_command
+from workers.cli.replay import ReplayCommandError, add_replay_parser, run_replay_command
 from workers.cli.shutdown import stop_on_signals
 from workers.cli.up import LOG_FILE, EmbeddedOptions, PortInUseError, run_embedded
 from workers.serve import api_server, run_worker_until, serve_api_until
@@ -62,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_batch_parser(commands)
     add_export_parser(commands)
+    add_replay_parser(commands)
     add_keys_parser(commands)
     commands.add_parser(
         "callback-secret",
@@ -77,6 +79,8 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         return await run_batch_command(args)
     if args.command == "export":
         return await run_export_command(args)
+    if args.command == "replay":
+        return await run_replay_command(args)
     if args.command == "keys":
         return await run_keys_command(args, settings)
     if args.command == "callback-secret":
@@ -123,6 +127,7 @@ def main(argv: list[str] | None = None) -> None:
         BatchCommandError,
         ExportCommandError,
         KeysCommandError,
+        ReplayCommandError,
         TelemetryUnavailableError,
     ) as error:
         print(f"loopline: {error}", file=sys.stderr)
