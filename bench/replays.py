@@ -102,14 +102,15 @@ async def main(steps: int, repeats: int) -> None:
         await server.shutdown()
     run = statistics.median(figures["run"])
     print(f"a {steps + 1}-step scripted orders run, medians of {repeats}, 2 cores:")
-    print(f"  the run:                    {run:.2f} s ({run / (steps + 1) * 1000:.1f} ms/step)")
+    print(f"  {'the run:':<36} {run:.2f} s ({run / (steps + 1) * 1000:.1f} ms/step)")
     for name, label in (
-        ("replay", f"replay of all {steps + 1} steps + report"),
-        ("fork", f"fork at step {steps // 2}"),
+        ("replay", f"its replay ({steps + 1} steps), report:"),
+        ("fork", f"a fork at step {steps // 2}:"),
     ):
         value = statistics.median(figures[name])
-        print(f"  {label + ':':<27} {value:.2f} s ({value / run:.2f}x the run)")
-    print(f"  a report read on its own:   {statistics.median(figures['report']) * 1000:.0f} ms")
+        print(f"  {label:<36} {value:.2f} s ({value / run:.2f}x the run)")
+    report = statistics.median(figures["report"]) * 1000
+    print(f"  {'a report read on its own:':<36} {report:.0f} ms")
 
 
 if __name__ == "__main__":
