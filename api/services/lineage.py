@@ -42,6 +42,7 @@ from loopline.models import (
     Scope,
     Script,
     ScriptedStep,
+    parse_model,
 )
 from loopline.models.lineage import (
     ForkRequest,
@@ -281,10 +282,13 @@ def _replay_request(spec: RunSpec, recording: Recording, run_id: str | None) -> 
 def _fork_request(spec: RunSpec, recording: Recording, fork: ForkRequest) -> RunRequest:
     model = fork.model if fork.model is not None else spec.llm
     prefix = recording.turns[: fork.step]
-    scripted = (isinstance(model, str) and model == SCRIPTED_MODEL) or (
-        isinstance(model, ModelConfig) and model.provider is Provider.scripted
-    )
-    if scripted:
+    if _provider_of(model) is Provider.client:
+        raise Invalid(
+            ["body", "model"],
+            "the steps after the fork point need a model that runs here: the parent's agent "
+            "ran in its caller (model 'client'); name one, e.g. 'openai/gpt-4o' or 'scripted'",
+        )
+    if _provider_of(model) is Provider.scripted:
         continuation = fork.script if fork.script is not None else _rest_of(spec, fork.step)
         if continuation is not None and continuation.repeat:
             raise Invalid(
@@ -305,6 +309,16 @@ def _fork_request(spec: RunSpec, recording: Recording, fork: ForkRequest) -> Run
             "tags": fork.tags,
         }
     )
+
+
+def _provider_of(model: str | ModelConfig) -> Provider | None:
+    """The provider a model names; None for a name the run request will refuse itself."""
+    if isinstance(model, ModelConfig):
+        return model.provider
+    try:
+        return parse_model(model).provider
+    except ValueError:
+        return None
 
 
 def _rest_of(spec: RunSpec, step: int) -> Script | None:

@@ -133,6 +133,9 @@ async def test_what_cannot_be_replayed_or_forked_is_refused_saying_why(
     beyond = await api.post(f"/v1/runs/{parent['run_id']}/forks", json={"step": 5})
     assert beyond.status_code == 422, beyond.text
     assert "from 0 to 4" in beyond.text and "answer" in beyond.text
+    elsewhere = {"step": 1, "model": "client"}
+    client = await api.post(f"/v1/runs/{parent['run_id']}/forks", json=elsewhere)
+    assert client.status_code == 422 and "runs here" in client.text, client.text
 
     session = await api.post(
         "/v1/runs",
