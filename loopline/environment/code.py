@@ -85,7 +85,8 @@ def annotated_class(annotation: Any) -> type | None:
 def receives(annotation: Any, provided: type | None) -> bool:
     """Whether a parameter so annotated takes a `provided` instance (a subclass counts)."""
     named = annotated_class(annotation)
-    if provided is None or named is None or named is object:
+    # BaseModel and object name every state: a parameter so annotated is the model's.
+    if provided is None or named is None or named in (object, BaseModel):
         return False
     try:
         return issubclass(provided, named)

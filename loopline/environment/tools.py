@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -87,8 +88,8 @@ class Tool:
         self.description = description or declared or docs.description or self.name
         hints = type_hints(fn)
         params = inspect.signature(fn).parameters
-        self._state_param = next((p for p in params if receives(hints.get(p), state_type)), None)
-        self._context_param = next((p for p in params if receives(hints.get(p), ToolContext)), None)
+        self._state_param = _injected(self.name, params, hints, state_type, "the state")
+        self._context_param = _injected(self.name, params, hints, ToolContext, "ToolContext")
         self.arguments_model: type[BaseModel] | None = None
         # The keywords a schema-given tool's function takes; None: any (it has **kwargs).
         self._keywords: set[str] | None = None
@@ -198,3 +199,16 @@ def _render(result: Any) -> str:
     if isinstance(result, BaseModel):
         return result.model_dump_json()
     return json.dumps(result, default=str)
+
+
+def _injected(
+    tool: str, params: Mapping[str, Any], hints: Mapping[str, Any], provided: type | None, what: str
+) -> str | None:
+    """The one parameter that receives `provided`; two would leave one without a value."""
+    takers = [name for name in params if receives(hints.get(name), provided)]
+    if len(takers) > 1:
+        raise ToolSchemaError(
+            f"tool {tool}: parameters {', '.join(takers)} would all receive {what}; "
+            "annotate only one of them with its type"
+        )
+    return takers[0] if takers else None

@@ -31,6 +31,10 @@ class Shop(Store):
     """The environment's state; tools may name it or its base class."""
 
 
+class Note(BaseModel):
+    text: str
+
+
 def search(store: Store, query: str, limit: int = 2) -> list[str]:
     return [item for item in store.items if query in item][:limit]
 
@@ -211,3 +215,19 @@ async def test_state_reaches_parameters_annotated_with_a_base_class_optional_or_
         "cap",
         "2 c",
     ]
+
+
+def test_a_generic_model_parameter_is_the_models_and_two_state_parameters_are_refused() -> None:
+    env = Environment("shop", state=Shop)
+
+    @env.tool
+    def annotate(shop: Shop, note: Note, extra: BaseModel | None = None) -> str:
+        return note.text
+
+    shown = env.tools["annotate"].info().parameters["properties"]
+    assert set(shown) == {"note", "extra"}
+    with pytest.raises(ToolSchemaError, match="shop, store would all receive the state"):
+
+        @env.tool
+        def twice(shop: Shop, store: Store) -> str:
+            return ""
