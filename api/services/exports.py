@@ -185,7 +185,11 @@ def chat_line(run: ExportedRun, tools: list[FineTuneTool]) -> str | None:
     return example.model_dump_json(exclude_none=True)
 
 
-def rl_line(run: ExportedRun, tools: list[FineTuneTool]) -> str:
+def rl_line(run: ExportedRun, tools: list[FineTuneTool]) -> str | None:
+    """The run as an RL episode; None for a run without a model turn (one that ended before
+    its first, or whose messages its caller asked not to keep)."""
+    if not any(data.get("role") == "assistant" for data in run.messages):
+        return None
     spec = run.spec
     episode = RlEpisode(
         run_id=run.run_id,

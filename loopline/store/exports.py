@@ -15,6 +15,7 @@ from sqlalchemy import Select, or_, select, tuple_
 from sqlalchemy.engine import Connection
 
 from loopline.models import EventType, RunSpec, RunStatus, StopReason, Usage
+from loopline.models.lineage import OriginKind
 from loopline.store.database import Database
 from loopline.store.tables import USAGE_COLUMNS, events, runs
 from loopline.store.trace import RunFilter, run_conditions
@@ -101,6 +102,9 @@ def _page(conn: Connection, where: ExportFilter, after: Position | None, size: i
 
 def _runs_query(where: ExportFilter, after: Position | None) -> Select[Any]:
     conditions = run_conditions(where.runs)
+    # A replay's turns are its parent's, played again: exported once, as the parent.
+    origin = runs.c.spec[("origin", "kind")].as_string()
+    conditions.append(or_(origin.is_(None), origin != OriginKind.replay.value))
     if where.success is not None:
         conditions.append(runs.c.success.is_(where.success))
     if after is not None:
