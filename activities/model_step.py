@@ -35,7 +35,8 @@ class ModelActivities(ModelCallingActivities):
 
     async def _ask_model(self, ref: StepRef) -> Message:
         spec = await self.spec(ref.run_id)
-        if summary_due(spec.llm, ref.step):
+        # Recorded steps are played as they were: no model is asked to summarise them.
+        if ref.step > spec.recorded_steps and summary_due(spec.llm, ref.step):
             await self._summarise(ref, spec)
         tools = [*await self._offered_tools(ref.run_id, spec), *spec.client_tools]
 

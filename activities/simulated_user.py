@@ -14,12 +14,12 @@ from activities.model_calls import ModelCallingActivities
 from activities.providers import Ask, Purpose
 from activities.providers.scripted import EXHAUSTED_ANSWER
 from loopline.models import EventType, Message
+from loopline.models.conversation import STOP_MARKER
 from workflows.contract import stubs
 from workflows.contract.names import PERSONA_KEY, user_key
 from workflows.contract.payloads import UserTurnRef, UserTurnResult
 
 USER_SECRET = "user_model"
-STOP_MARKER = "###STOP###"
 DEFAULT_PERSONA = (
     "You are the person who gave an AI assistant the first task below. Stay in that role: "
     "answer its questions briefly, as that person would, and never act as the assistant."

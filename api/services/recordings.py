@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loopline.environment.changes import state_changes
-from loopline.models import EventView, Message, Script, ScriptedStep, ScriptedToolCall
+from loopline.models import EventType, EventView, Message, Script, ScriptedStep, ScriptedToolCall
+from loopline.models.conversation import STOP_MARKER
 from loopline.models.lineage import ToolDifference
 
 COMPARED_FIELDS = ("content", "is_error", "state_changes")
@@ -23,10 +24,12 @@ class ToolOutcome:
 
 @dataclass
 class Recording:
-    """A run's conversation in the order it was recorded."""
+    """A run's conversation in the order it was recorded: the model's turns, what a
+    simulated user said after the prompt (as its script says it), each tool call's result."""
 
     turns: list[ScriptedStep] = field(default_factory=list)
-    user_messages: list[str] = field(default_factory=list)
+    prompted: bool = False
+    user_turns: list[ScriptedStep] = field(default_factory=list)
     tools: dict[tuple[int, str], ToolOutcome] = field(default_factory=dict)
 
     @property
@@ -49,13 +52,16 @@ class Recording:
 
 
 def read_recording(events: list[EventView]) -> Recording:
-    """The recording of a run from its message events, oldest first."""
+    """The recording of a run from its message and log events, oldest first."""
     recording = Recording()
     names: dict[str, str] = {}
     for event in events:
+        if event.type is EventType.log:
+            _note_user_log(recording, event)
+            continue
         message = Message.model_validate(event.data)
         if message.role == "user":
-            recording.user_messages.append(message.content)
+            _note_user(recording, message.content, bool(event.data.get("done")))
         elif message.role == "assistant":
             recording.turns.append(_turn(message))
             names.update((call.id, call.name) for call in message.tool_calls)
@@ -66,6 +72,20 @@ def read_recording(events: list[EventView]) -> Recording:
             outcome = ToolOutcome(step, message.tool_call_id, tool, values)
             recording.tools[(step, message.tool_call_id)] = outcome
     return recording
+
+
+def _note_user(recording: Recording, content: str, done: bool) -> None:
+    if not recording.prompted:
+        recording.prompted = True
+        return
+    said = f"{content} {STOP_MARKER}" if done else content
+    recording.user_turns.append(ScriptedStep(content=said))
+
+
+def _note_user_log(recording: Recording, event: EventView) -> None:
+    """A simulated user's bare "done" is recorded as a log line, not a message."""
+    if event.data.get("role") == "user" and event.data.get("done"):
+        recording.user_turns.append(ScriptedStep(content=STOP_MARKER))
 
 
 def _turn(message: Message) -> ScriptedStep:

@@ -12,6 +12,8 @@ RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
 
 MAX_STEPS_LIMIT = 500
+# What a simulated user says (alone or after a last message) when it is done.
+STOP_MARKER = "###STOP###"
 
 
 SCRIPTED_MODEL = "scripted"

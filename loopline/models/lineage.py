@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from loopline.models.config import ModelConfig, Provider
 from loopline.models.conversation import MAX_STEPS_LIMIT, RUN_ID_PATTERN, Script
 
+MIN_REPLAY_ID_CHARS = 8
+
 
 class OriginKind(StrEnum):
     replay = "replay"
@@ -37,7 +39,10 @@ class ReplayRequest(BaseModel):
     run_id: str | None = Field(
         default=None,
         pattern=RUN_ID_PATTERN,
-        description="Client-chosen id of the replay; the same id and body again return it.",
+        min_length=MIN_REPLAY_ID_CHARS,
+        description="Client-chosen id of the replay; the same id and body again return it. "
+        "At least 8 characters: the report reads the replay's id in tool results and state "
+        "as its parent's, which a shorter id could also match in other text.",
     )
     wait: bool = Field(
         default=True, description="Wait (up to `timeout`) for the replay to end and report."
@@ -109,7 +114,10 @@ class ReplayReport(BaseModel):
     origin: RunOrigin
     status: str
     ended: bool = Field(description="False: the run has not ended; the report is partial.")
-    same: bool = Field(description="No difference in tool results, state or reward.")
+    same: bool = Field(
+        description="No difference in tool results, state changes, final state, reward, "
+        "evaluator scores, answer or stop reason."
+    )
     compared_steps: int
     tools: list[ToolDifference] = Field(default_factory=list)
     state: list[dict[str, Any]] = Field(

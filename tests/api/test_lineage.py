@@ -3,6 +3,7 @@ changes nothing; a fork rebuilds its parent's state at the fork point)."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -10,7 +11,14 @@ import httpx
 
 from loopline.models import Scope
 from tests.activities.providers.test_openai_chat import gpt
-from tests.harness import Stack, answer_step, run_body, run_to_end, tool_step, wait_for_run
+from tests.harness import (
+    Stack,
+    answer_step,
+    run_body,
+    run_to_end,
+    tool_step,
+    wait_for_run,
+)
 from tests.upstream import Reply, Upstream
 
 DAMAGED = {"customer": "ada", "order_id": "A-1001"}
@@ -57,6 +65,10 @@ async def test_a_replay_of_unchanged_code_reports_no_difference(api: httpx.Async
     assert again.status_code == 200 and again.json()["run"]["run_id"] == replay["run_id"]
     later = await api.get(f"/v1/runs/{replay['run_id']}/replay-report")
     assert later.status_code == 200 and later.json()["same"] is True
+    # A replay's turns are its parent's: exported once, as the parent.
+    exported = await api.get("/v1/exports", params={"format": "rl", "environment": "orders"})
+    episodes = {json.loads(line)["run_id"] for line in exported.text.splitlines()}
+    assert parent["run_id"] in episodes and replay["run_id"] not in episodes
 
 
 async def test_a_fork_at_step_3_has_its_parents_state_at_step_3(api: httpx.AsyncClient) -> None:
@@ -171,3 +183,79 @@ def _said(message: dict[str, Any]) -> tuple[Any, ...]:
     changes = message.get("state_changes")
     paths = [change["path"] for change in changes["changes"]] if changes else None
     return message["role"], message["content"], calls, paths
+
+
+async def test_a_replay_calls_no_judge_and_replays_a_simulated_user_as_it_ended(
+    api: httpx.AsyncClient, upstream: Upstream
+) -> None:
+    judge = gpt(upstream, stream=False)
+    verdict = {"score": 0.5, "passed": False, "reasoning": "asked a question first"}
+    upstream.plan(judge["model"], Reply(text=json.dumps(verdict)))
+    body = run_body(
+        "trivia",
+        "capital",
+        {"country": "Peru"},
+        answer_step("Which country do you mean?"),
+        answer_step("The capital of Peru is Lima."),
+        user_model="scripted",
+        user_script={"steps": [{"content": "Peru."}, {"content": "Thanks! ###STOP###"}]},
+        evaluation={"rubric": "Answers at once.", "judge_model": judge},
+    )
+    parent = await run_to_end(api, body)
+    assert parent["stop_reason"] == "user_done" and parent["reward"] == 0.75, parent
+
+    response = await api.post(f"/v1/runs/{parent['run_id']}/replay", json={})
+    assert response.status_code == 201, response.text
+    replay, report = response.json()["run"], response.json()["report"]
+    assert len(upstream.requests[judge["model"]]) == 1  # the parent's judge, only
+    assert replay["stop_reason"] == "user_done" and replay["reward"] == 0.75
+    assert report["same"] is True, report
+    assert report["notes"] == [
+        "the rubric's verdict is the parent's, as recorded: its judge is a model, and a "
+        "replay calls none"
+    ]
+    fork = await api.post(f"/v1/runs/{parent['run_id']}/forks", json={"step": 1})
+    assert fork.status_code == 409 and "simulated user" in fork.text
+
+
+async def test_a_parent_stopped_by_its_deadline_is_compared_through_its_recorded_steps(
+    api: httpx.AsyncClient, upstream: Upstream
+) -> None:
+    # A provider's model: its steps are regular activities, so the deadline is seen at once.
+    model = gpt(upstream)
+    lookup = Reply(tool_calls=[("find_orders", '{"customer": "ada"}')], chunk_delay=0.05)
+    upstream.plan(model["model"], *[lookup] * 20)
+    body = {
+        "environment": "orders",
+        "scenario": "refund_damaged",
+        "args": DAMAGED,
+        "model": model,
+        "max_duration_seconds": 1,
+    }
+    parent = await run_to_end(api, body)
+    assert parent["stop_reason"] == "deadline", parent
+
+    response = await api.post(f"/v1/runs/{parent['run_id']}/replay", json={})
+    assert response.status_code == 201, response.text
+    report = response.json()["report"]
+    assert report["same"] is True and report["compared_steps"] >= 1, report
+    assert report["notes"] == [
+        "the parent ended by deadline, which a replay does not redo: only its recorded steps "
+        "are compared"
+    ]
+
+
+async def test_forks_that_could_not_go_on_are_refused_naming_the_field(
+    api: httpx.AsyncClient, upstream: Upstream
+) -> None:
+    parent = await parent_run(api)
+    cases = [
+        ({"step": 3, "max_steps": 3}, "max_steps", "at least 4"),
+        ({"step": 3, "model": gpt(upstream), "script": {"steps": [{}]}}, "script", "drop script"),
+        ({"step": 2, "script": {"steps": [{}], "repeat": True}}, "script", "cannot repeat"),
+    ]
+    for body, field, says in cases:
+        response = await api.post(f"/v1/runs/{parent['run_id']}/forks", json=body)
+        assert response.status_code == 422, (body, response.text)
+        detail = response.json()["detail"][0]
+        assert detail["loc"] == ["body", field] and says in detail["msg"], detail

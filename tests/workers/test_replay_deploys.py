@@ -71,7 +71,7 @@ async def test_a_replay_after_a_deploy_reports_what_the_new_code_changed(
     lines = table.stdout.splitlines()
     assert lines[0].split() == ["run", "replay", "recorded", "replayed"]
     assert lines[1].split()[0] == parent["run_id"] and lines[1].split()[2:] == ["1.0", "0.0"]
-    assert lines[-1] == "1 of 2 rewards changed; 1 more runs changed in tool results or state only"
+    assert lines[-1] == "1 of 2 rewards changed; 1 more runs changed with the same reward"
 
     assert report["same"] is False and report["compared_steps"] == 3
     assert report["reward"] == {"recorded": 1.0, "replayed": 0.0}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 from typing import Any
 
 import httpx
@@ -13,7 +14,6 @@ import httpx
 from workers.cli.batch import add_api_key_argument
 
 RUN_PAGE = 200
-ENDED = frozenset({"completed", "failed", "cancelled"})
 
 
 class ReplayCommandError(Exception):
@@ -26,7 +26,7 @@ def add_replay_parser(commands: Any) -> None:
     )
     target = replay.add_mutually_exclusive_group(required=True)
     target.add_argument("run_id", nargs="?", help="the run to replay")
-    target.add_argument("--batch", help="replay every ended run of this batch")
+    target.add_argument("--batch", help="replay every completed run of this batch")
     replay.add_argument("--parallel", type=int, default=8, help="replays at once (batches)")
     replay.add_argument("--timeout", type=int, default=300, help="seconds to wait per replay")
     replay.add_argument("--json", action="store_true", help="print the reports as JSON lines")
@@ -43,12 +43,14 @@ async def run_replay_command(args: argparse.Namespace) -> int:
             base_url=args.api_url, headers=headers, timeout=timeout
         ) as http:
             run_ids = [args.run_id] if args.run_id else await _batch_runs(http, args.batch)
-            reports = await _replay_all(http, run_ids, args.parallel, args.timeout)
+            reports, failures = await _replay_all(http, run_ids, args.parallel, args.timeout)
     except httpx.TransportError as error:
         raise ReplayCommandError(
             f"the API at {args.api_url} cannot be reached ({error}); start it (`loopline up`) "
             "or pass --api-url"
         ) from error
+    if args.run_id and failures:
+        raise ReplayCommandError(failures[0])
     if args.json:
         for report in reports:
             print(json.dumps(report))
@@ -56,6 +58,10 @@ async def run_replay_command(args: argparse.Namespace) -> int:
         print(describe(reports[0]))
     else:
         print(reward_table(reports))
+    for failure in failures:
+        print(f"loopline: {failure}", file=sys.stderr)
+    if failures:
+        return 2
     return 0 if all(report["same"] for report in reports) else 1
 
 
@@ -67,15 +73,17 @@ async def _batch_runs(http: httpx.AsyncClient, batch_id: str) -> list[str]:
         runs.extend(page["runs"])
         if not page["runs"] or len(runs) >= page["total"]:
             break
-    ended = [run["run_id"] for run in runs if run["status"] in ENDED]
-    if not ended:
-        raise ReplayCommandError(f"batch {batch_id!r} has no ended runs to replay")
-    return ended
+    # A failed or cancelled run's outcome is no baseline to compare a replay's with.
+    completed = [run["run_id"] for run in runs if run["status"] == "completed"]
+    if not completed:
+        raise ReplayCommandError(f"batch {batch_id!r} has no completed runs to replay")
+    return completed
 
 
 async def _replay_all(
     http: httpx.AsyncClient, run_ids: list[str], parallel: int, wait_seconds: int
-) -> list[dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The reports of the replays that ended, and why the others did not."""
     gate = asyncio.Semaphore(max(1, parallel))
 
     async def replay(run_id: str) -> dict[str, Any]:
@@ -90,7 +98,13 @@ async def _replay_all(
                 f"read its report later: GET /v1/runs/{replay_id}/replay-report"
             )
 
-    return await asyncio.gather(*(replay(run_id) for run_id in run_ids))
+    outcomes = await asyncio.gather(*(replay(run_id) for run_id in run_ids), return_exceptions=True)
+    reports = [outcome for outcome in outcomes if isinstance(outcome, dict)]
+    failures = [str(outcome) for outcome in outcomes if isinstance(outcome, ReplayCommandError)]
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException) and not isinstance(outcome, ReplayCommandError):
+            raise outcome
+    return reports, failures
 
 
 def _answer(response: httpx.Response) -> dict[str, Any]:
@@ -156,7 +170,7 @@ def reward_table(reports: list[dict[str, Any]]) -> str:
     other = sum(1 for report in reports if not report["same"]) - len(changed)
     lines.append(
         f"{len(changed)} of {len(reports)} rewards changed; "
-        f"{other} more runs changed in tool results or state only"
+        f"{other} more runs changed with the same reward"
     )
     return "\n".join(line.rstrip() for line in lines)
 
