@@ -15,6 +15,8 @@ from typing import Any, TextIO
 
 import httpx
 
+from workers.cli.refusals import refusal_detail
+
 POLL_SECONDS = 0.5
 BAR_WIDTH = 30
 RUNS_PAGE = 1000
@@ -172,17 +174,7 @@ def _answer(response: httpx.Response) -> dict[str, Any]:
     if response.is_success:
         answer: dict[str, Any] = response.json()
         return answer
-    try:
-        detail = response.json()["detail"]
-    except (ValueError, KeyError):
-        detail = response.text
-    if isinstance(detail, list):
-        detail = "; ".join(
-            f"{'.'.join(str(part) for part in item.get('loc', []))}: {item.get('msg')}"
-            for item in detail
-        )
-    if response.status_code == 401:
-        detail = f"{detail} (pass --api-key or set LOOPLINE_API_KEY)"
+    detail = refusal_detail(response.status_code, response.content)
     raise BatchCommandError(f"the API refused the batch ({response.status_code}): {detail}")
 
 

@@ -4,7 +4,6 @@ the API streams them (GET /v1/exports), and say how many runs it wrote."""
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 import httpx
 
 from workers.cli.batch import add_api_key_argument
+from workers.cli.refusals import refusal_detail
 
 FORMATS = ("openai-chat", "rl")
 
@@ -97,15 +97,5 @@ async def _export(args: argparse.Namespace) -> int:
 
 
 def _refusal(response: httpx.Response, body: bytes) -> str:
-    try:
-        detail = json.loads(body)["detail"]
-    except (ValueError, KeyError, TypeError):
-        detail = body.decode(errors="replace")
-    if isinstance(detail, list):
-        detail = "; ".join(
-            f"{'.'.join(str(part) for part in item.get('loc', []))}: {item.get('msg')}"
-            for item in detail
-        )
-    if response.status_code == 401:
-        detail = f"{detail} (pass --api-key or set LOOPLINE_API_KEY)"
+    detail = refusal_detail(response.status_code, body)
     return f"the API refused the export ({response.status_code}): {detail}"

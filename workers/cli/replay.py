@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from workers.cli.batch import add_api_key_argument
+from workers.cli.refusals import refusal_detail
 
 RUN_PAGE = 200
 
@@ -111,11 +112,9 @@ def _answer(response: httpx.Response) -> dict[str, Any]:
     if response.is_success:
         body: dict[str, Any] = response.json()
         return body
-    try:
-        detail = response.json().get("detail", response.text)
-    except ValueError:
-        detail = response.text
-    raise ReplayCommandError(f"{response.request.url.path}: {response.status_code} {detail}")
+    detail = refusal_detail(response.status_code, response.content)
+    path = response.request.url.path
+    raise ReplayCommandError(f"the API refused {path} ({response.status_code}): {detail}")
 
 
 def describe(report: dict[str, Any]) -> str:
