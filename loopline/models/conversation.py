@@ -132,8 +132,11 @@ class ScriptedToolCall(BaseModel):
 
     name: str = Field(min_length=1)
     arguments: dict[str, Any] = Field(default_factory=dict)
+    # Left out of dumps when unset, so that scripts sent before it existed keep the run
+    # identities they were started with.
     id: str | None = Field(
         default=None,
+        exclude_if=lambda value: value is None,
         min_length=1,
         max_length=200,
         description="The call's id; unset: call_{step}_{index}. A replay keeps the recorded ids.",
