@@ -99,6 +99,9 @@ async def test_a_fork_at_step_3_has_its_parents_state_at_step_3(api: httpx.Async
     assert forked[prefix]["content"] == "Refunded; no ticket needed."
     report = (await api.get(f"/v1/runs/{fork['run_id']}/replay-report")).json()
     assert report["same"] is True and report["compared_steps"] == 3, report
+    page = await api.get(f"/ui/runs/{fork['run_id']}")
+    assert page.status_code == 200
+    assert f'href="/ui/runs/{parent["run_id"]}"' in page.text and "fork of" in page.text
 
 
 async def test_a_fork_hands_over_to_another_model_after_the_fork_point(
