@@ -120,6 +120,13 @@ class Settings(BaseSettings):
     )
     s3_region: str | None = None
     max_artifact_bytes: int = Field(default=100 * 1024 * 1024, gt=0)
+    max_active_runs: int = Field(
+        default=1000,
+        ge=0,
+        description="Runs of a project pending or running at once, batches' runs aside (a "
+        "batch has max_parallel); a start beyond them is a 429 with Retry-After. 0: no "
+        "limit. The API's.",
+    )
     max_request_bytes: int = Field(
         default=16 * 1024 * 1024,
         gt=0,

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from api.services.errors import (
+    Busy,
     Conflict,
     Forbidden,
     Invalid,
@@ -34,6 +35,7 @@ STATUS: tuple[tuple[type[Exception], int], ...] = (
     (Forbidden, 403),
     (Conflict, 409),
     (TooLarge, 413),
+    (Busy, 429),
     (Unavailable, 503),
     # The service layer's NotFound and the trace store's not-found errors alike.
     (LookupError, 404),
@@ -50,10 +52,13 @@ ERROR_DESCRIPTIONS = {
     409: "The request contradicts what exists",
     413: "The request is larger than the configured limit",
     422: "A field is invalid; detail[0].loc points at it",
+    429: "The project has as many runs in flight as it may; retry after Retry-After",
     503: "Temporal cannot be reached just now",
 }
 # A restarted Temporal server answers again within seconds; sooner retries only add load.
 RETRY_AFTER_SECONDS = "5"
+# Runs in flight end every few seconds: a second is long enough for one to make room.
+BUSY_RETRY_AFTER_SECONDS = "1"
 
 
 def status_of(error: Exception) -> int:
@@ -81,6 +86,8 @@ def error_response(error: Exception, status: int | None = None) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"}
     elif isinstance(error, Unavailable):
         headers = {"Retry-After": RETRY_AFTER_SECONDS}
+    elif isinstance(error, Busy):
+        headers = {"Retry-After": BUSY_RETRY_AFTER_SECONDS}
     return JSONResponse(error_body(error), status_code=status or status_of(error), headers=headers)
 
 

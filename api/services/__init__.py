@@ -71,7 +71,9 @@ def build_services(
     live = LiveEvents(
         stores.runs, access, temporal, settings.event_poll_seconds, settings.sse_keepalive_seconds
     )
-    run_settings = RunSettings(settings.task_queue, settings.session_history_limit)
+    run_settings = RunSettings(
+        settings.task_queue, settings.session_history_limit, settings.max_active_runs
+    )
     tasksets = TasksetService(stores.tasksets, access, registry)
     runs = RunService(stores, access, workflows, registry, box, live, tasksets, run_settings)
     commands = CommandService(stores.runs, access, workflows, settings.relay_webhooks)

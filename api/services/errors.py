@@ -35,6 +35,10 @@ class Unavailable(ServiceError):
     """A part Loopline depends on (Temporal) cannot be reached just now."""
 
 
+class Busy(ServiceError):
+    """The caller has as much work in flight as it may: it should retry later."""
+
+
 class TooLarge(ServiceError):
     """The request or one of its parts is larger than the configured limit."""
 

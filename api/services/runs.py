@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from api.services.access import Access, Caller, Need
-from api.services.errors import Conflict, Invalid
+from api.services.errors import Busy, Conflict, Invalid
 from api.services.live import LiveEvents
 from api.services.requests import ResolvedRun, resolve, run_input
 from api.services.tasks import find_task, run_of_task
@@ -71,6 +71,8 @@ SHOWN_SLUGS = 20
 class RunSettings:
     task_queue: str
     session_history_limit: int
+    # Runs of a project in flight at once (batches' aside); 0: no limit.
+    max_active_runs: int = 0
 
 
 @dataclass(frozen=True)
@@ -158,6 +160,7 @@ class RunService:
         spec = await self._join_taskset(spec, request.taskset, job)
         spec = await self._with_lineage(spec, lineage)
         spec = await self._own_job(spec, run_id, job)
+        await self._check_capacity(project, request.run_id)
         new = self._new_run(run_id, spec, request, resolved, fields, job)
         existing = await self.stores.runs.create_run(new)
         if existing is not None and existing != new.identity_hash:
@@ -388,6 +391,19 @@ class RunService:
         job_id = job_id_for(found.taskset_id)
         await self.stores.batches.ensure_job(job_id, found.taskset_id, spec.project)
         return spec.model_copy(update={"taskset_id": found.taskset_id, "batch_id": job_id})
+
+    async def _check_capacity(self, project: str, run_id: str | None) -> None:
+        """Back-pressure: a project with as many runs in flight as it may starts no more
+        (a retry of a run it has already accepted still finds it)."""
+        limit = self.settings.max_active_runs
+        if not limit or await self.stores.runs.active_runs(project) < limit:
+            return
+        if run_id is not None and await self.stores.runs.has_run(run_id):
+            return
+        raise Busy(
+            f"project {project!r} has {limit} runs pending or running, as many as "
+            "LOOPLINE_MAX_ACTIVE_RUNS allows: retry after Retry-After seconds, as runs end"
+        )
 
     async def _with_lineage(self, spec: RunSpec, lineage: Lineage | None) -> RunSpec:
         if lineage is None:

@@ -191,6 +191,20 @@ class TraceStore:
             for row in rows
         ]
 
+    async def active_runs(self, project: str) -> int:
+        """The project's runs pending or running, but those a batch's workflow starts."""
+        jobs = select(batches.c.batch_id).where(batches.c.kind == BatchKind.job.value)
+        query = select(func.count()).where(
+            runs.c.project == project,
+            runs.c.status.in_([RunStatus.pending.value, RunStatus.running.value]),
+            or_(runs.c.batch_id.is_(None), runs.c.batch_id.in_(jobs)),
+        )
+        return int(await self.db.read(_scalar, query) or 0)
+
+    async def has_run(self, run_id: str) -> bool:
+        query = select(runs.c.run_id).where(runs.c.run_id == run_id)
+        return await self.db.read(_scalar, query) is not None
+
     async def fail_pending(self, run_id: str, reason: str) -> bool:
         """End a run that is still pending as failed, saying why; false if it had moved on."""
 

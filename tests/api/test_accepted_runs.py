@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from loopline.models import Scope
 from tests.harness import (
     Stack,
     answer_step,
@@ -25,6 +26,8 @@ from tests.harness import (
 )
 
 BURST = 60
+TASK = {"scenario": "capital", "args": {"country": "Japan"}, "env": {"name": "trivia"}}
+QUICK_SCRIPT = {"steps": [answer_step("Tokyo")]}
 QUICK = run_body("trivia", "capital", {"country": "Japan"}, answer_step("Tokyo"))
 # Slow enough that the runs are still in flight when the API dies.
 SLOW = run_body(
@@ -161,3 +164,38 @@ async def finished_batch_runs(api: httpx.AsyncClient, batch_id: str) -> list[str
         assert time.monotonic() < deadline, batch
         await asyncio.sleep(0.2)
     return list(batch["run_ids"])
+
+
+async def test_a_project_with_its_runs_in_flight_is_told_to_retry_later(
+    temporal_address: str, tmp_path: Path
+) -> None:
+    # No worker: what is accepted stays in flight.
+    stack = Stack(
+        temporal_address=temporal_address,
+        workdir=tmp_path,
+        extra_env={"LOOPLINE_MAX_ACTIVE_RUNS": "2"},
+    )
+    await stack.start_api()
+    try:
+        async with stack.client() as api:
+            first = {**QUICK, "run_id": f"busy-{uuid.uuid4().hex[:8]}"}
+            accepted = [await api.post("/v1/runs", json=body) for body in (first, QUICK)]
+            assert [response.status_code for response in accepted] == [201, 201]
+            refused = await api.post("/v1/runs", json=QUICK)
+            retried = await api.post("/v1/runs", json=first)
+            listed = (await api.get("/v1/runs")).json()
+            batch = await api.post("/v1/batches", json={"tasks": [TASK], "script": QUICK_SCRIPT})
+            other = await stack.create_key("busy-other", Scope.task_write)
+            async with stack.client(other) as theirs:
+                elsewhere = await theirs.post("/v1/runs", json=QUICK)
+    finally:
+        stack.stop()
+    assert refused.status_code == 429, refused.text
+    assert refused.headers["Retry-After"] == "1"
+    assert "LOOPLINE_MAX_ACTIVE_RUNS" in refused.json()["detail"]
+    # What was accepted is still answered, and is not refused again.
+    assert retried.status_code == 200 and retried.json()["run_id"] == first["run_id"]
+    assert listed["total"] == 2
+    # A batch paces its own runs (max_parallel); another project has its own runs in flight.
+    assert batch.status_code == 201, batch.text
+    assert elsewhere.status_code == 201, elsewhere.text
