@@ -108,13 +108,16 @@ class LineageService:
         if not request.wait:
             return ReplayResult(run=view), new
         await self.workflows.wait(view.run_id, request.timeout)
-        report = await self.report(caller, view.run_id)
         view = await self.runs.get_run(caller, view.run_id)
+        report = await self._report(caller, view)
         return ReplayResult(run=view, report=report if report.ended else None), new
 
     async def report(self, caller: Caller, run_id: str) -> ReplayReport:
         """What a replay (or a fork's replayed steps) did differently from its parent."""
-        view = await self.access.run(caller, run_id, Need.read)
+        return await self._report(caller, await self.access.run(caller, run_id, Need.read))
+
+    async def _report(self, caller: Caller, view: RunView) -> ReplayReport:
+        run_id = view.run_id
         if view.origin is None:
             raise Conflict(f"run {run_id!r} is neither a replay nor a fork: it has no parent")
         origin = view.origin
