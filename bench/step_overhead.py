@@ -19,14 +19,11 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from dataclasses import replace
 from pathlib import Path
 
 from cryptography.fernet import Fernet
 from pydantic import BaseModel
-from temporalio.api.history.v1 import History
-from temporalio.client import Client
 from temporalio.testing import ActivityEnvironment
 
 from activities.evaluation import EvaluationActivities
@@ -36,41 +33,30 @@ from activities.providers import Ask
 from activities.providers.scripted import ScriptedModel
 from activities.scenario import ScenarioActivities
 from activities.tools import ToolActivities
+from bench.stack import (
+    ARGS,
+    ENVIRONMENT,
+    SCENARIO,
+    create_run,
+    episode,
+    history_bytes,
+    loopline_run,
+    loopline_worker,
+    tuned_dev_server,
+)
 from loopline.environment import Outcome, ToolContext
 from loopline.environment.registry import Registry
-from loopline.models import (
-    Message,
-    RunSpec,
-    RunStatus,
-    Script,
-    ScriptedStep,
-    ScriptedToolCall,
-    StopReason,
-)
+from loopline.models import Message, RunStatus, Script, StopReason
 from loopline.pricing import PriceTable
 from loopline.secrets import SecretBox
 from loopline.settings import DEFAULT_ENVIRONMENT_MODULES
 from loopline.store import TraceStore, open_stores
-from loopline.store.rows import NewRun
-from tests.harness import dev_server
-from workers.cli.up import DEV_SERVER_TUNING
-from workers.worker import WorkerParts, build_worker
-from workflows.contract.names import initial_search_attributes, run_workflow_id
 from workflows.contract.payloads import (
     EvaluateInput,
-    RunInput,
     StepRef,
     TeardownInput,
     ToolCallInput,
 )
-from workflows.run import RunWorkflow
-
-ENVIRONMENT, SCENARIO, ARGS = "trivia", "capital", {"country": "Peru"}
-
-
-def episode(steps: int) -> Script:
-    lookup = ScriptedStep(tool_calls=[ScriptedToolCall(name="lookup", arguments={"topic": "Peru"})])
-    return Script(steps=[lookup] * (steps - 1) + [ScriptedStep(content="Lima")])
 
 
 async def plain_loop(registry: Registry, script: Script) -> float:
@@ -104,26 +90,6 @@ async def plain_loop(registry: Registry, script: Script) -> float:
     reward = await scenario.run_evaluation(outcome)
     assert reward.value == 1.0
     return time.perf_counter() - started
-
-
-async def create_run(store: TraceStore, script: Script) -> RunInput:
-    run_id = uuid.uuid4().hex
-    spec = RunSpec(
-        environment=ENVIRONMENT,
-        scenario=SCENARIO,
-        args=ARGS,
-        model="scripted",
-        script=script,
-        max_steps=len(script.steps),
-    )
-    await store.create_run(NewRun(run_id, run_id, spec))
-    return RunInput(
-        run_id=run_id,
-        environment=ENVIRONMENT,
-        scenario=SCENARIO,
-        model="scripted",
-        max_steps=len(script.steps),
-    )
 
 
 def bench_caller(store: TraceStore) -> ModelCaller:
@@ -170,26 +136,6 @@ async def store_loop(store: TraceStore, registry: Registry, script: Script) -> f
     return time.perf_counter() - started
 
 
-async def loopline_run(client: Client, store: TraceStore, script: Script) -> tuple[float, str]:
-    run = await create_run(store, script)
-    started = time.perf_counter()
-    result = await client.execute_workflow(
-        RunWorkflow.run,
-        run,
-        id=run_workflow_id(run.run_id),
-        task_queue="bench",
-        search_attributes=initial_search_attributes(run),
-    )
-    elapsed = time.perf_counter() - started
-    assert result.reward == 1.0 and result.steps == len(script.steps), result
-    return elapsed, run_workflow_id(run.run_id)
-
-
-async def history_bytes(client: Client, workflow_id: str) -> int:
-    history = await client.get_workflow_handle(workflow_id).fetch_history()
-    return History(events=history.events).ByteSize()
-
-
 def per_step_ms(seconds: list[float], steps: int) -> float:
     return statistics.median(seconds) / steps * 1000
 
@@ -202,14 +148,9 @@ async def main(steps: int, repeats: int) -> None:
             store = stores.runs
             plain = [await plain_loop(registry, script) for _ in range(repeats)]
             stored = [await store_loop(store, registry, script) for _ in range(repeats)]
-            server = await dev_server(
-                dev_server_extra_args=DEV_SERVER_TUNING,
-            )
+            server = await tuned_dev_server()
             try:
-                parts = WorkerParts(
-                    server.client, "bench", stores, registry, SecretBox(Fernet.generate_key())
-                )
-                async with build_worker(parts, parts.caller(), parts.interceptors()):
+                async with loopline_worker(server.client, stores, registry):
                     await loopline_run(server.client, store, episode(5))  # warm-up
                     timed = [
                         await loopline_run(server.client, store, script) for _ in range(repeats)
