@@ -167,6 +167,19 @@ class StateWrite:
     patch: StatePatch | None = None
 
 
+@dataclass(frozen=True)
+class NewEvent:
+    """One event to record and what its transaction also writes: the run's next state,
+    usage to add to its totals and fields to set."""
+
+    key: str
+    type: EventType
+    data: dict[str, Any]
+    state: BaseModel | StateWrite | None = None
+    usage: Usage | None = None
+    run_fields: dict[str, Any] | None = None
+
+
 def save_state(conn: Connection, run_id: str, state: BaseModel | StateWrite) -> None:
     """Write the run's state as its next version, as a patch when one is given and small
     enough; a `StateWrite` whose base version is no longer the stored one raises
@@ -247,6 +260,33 @@ def _json_text(conn: Connection, text: str) -> ColumnElement[Any]:
     (PostgreSQL types it as json, which keeps the text as it is; SQLite keeps it as text)."""
     value = literal(text, Text)
     return cast(value, JSON) if conn.dialect.name == "postgresql" else value
+
+
+def record_entry(conn: Connection, run_id: str, entry: NewEvent) -> tuple[EventView, bool]:
+    """Append the entry's event and write its state, unless its key was recorded before:
+    then the event as recorded, and nothing written."""
+    existing = event_by_key(conn, run_id, entry.key)
+    if existing is not None:
+        return existing, False
+    written = append_event(conn, run_id, entry.key, entry.type, entry.data)
+    if entry.state is not None:
+        save_state(conn, run_id, entry.state)
+    return written, True
+
+
+def run_changes(entries: list[NewEvent]) -> dict[str, Any]:
+    """The run columns these entries set: their fields (a later entry's win) and the sum
+    of their usages added to the run's totals."""
+    fields: dict[str, Any] = {}
+    usages = [entry.usage for entry in entries if entry.usage is not None]
+    for entry in entries:
+        fields.update(entry.run_fields or {})
+    if usages:
+        total = Usage.model_validate(
+            {name: sum(getattr(usage, name) for usage in usages) for name in USAGE_COLUMNS}
+        )
+        fields.update(usage_increments(total))
+    return fields
 
 
 def usage_increments(usage: Usage) -> dict[str, Any]:

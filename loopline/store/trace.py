@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import operator
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -38,6 +38,7 @@ from loopline.store.database import Database, aware, utcnow
 from loopline.store.errors import RunNotFoundError
 from loopline.store.notices import notify
 from loopline.store.rows import (
+    NewEvent,
     NewRun,
     StateWrite,
     append_event,
@@ -46,9 +47,9 @@ from loopline.store.rows import (
     insert_runs,
     lock_run,
     read_state_text,
+    record_entry,
+    run_changes,
     run_view,
-    save_state,
-    usage_increments,
 )
 from loopline.store.tables import (
     artifacts,
@@ -121,7 +122,8 @@ class TraceStore:
         # What a run's events and fields must not contain (see loopline/redaction.py).
         self._held = held
 
-    def _clean(self, run_id: str, value: Any) -> Any:
+    def scrub(self, run_id: str, value: Any) -> Any:
+        """`value` with the run's sealed secrets taken out, as every write keeps it."""
         return self._held.scrub_value(value, run_id) if self._held else value
 
     def on_write(self, listener: WriteListener) -> None:
@@ -266,7 +268,7 @@ class TraceStore:
     ) -> None:
         """Keep a delivery attempt's outcome on the run; a final one drops the sealed headers."""
 
-        dumped = self._clean(run_id, outcome.model_dump(mode="json"))
+        dumped = self.scrub(run_id, outcome.model_dump(mode="json"))
 
         def work(conn: Connection) -> None:
             lock_run(conn, run_id)
@@ -327,26 +329,37 @@ class TraceStore:
         recorded changes nothing and returns the first event. A `StateWrite` made from a
         version that is no longer the stored one raises `StateConflictError`, writing nothing.
         """
-        data = self._clean(run_id, data)
-        changes = self._clean(run_id, dict(run_fields or {}))
-        if usage is not None:
-            changes.update(usage_increments(usage))
+        entry = NewEvent(key, type_, data, state=state, usage=usage, run_fields=run_fields)
+        return (await self.record_all(run_id, [entry]))[0]
 
-        def work(conn: Connection) -> tuple[EventView, bool]:
+    async def record_all(
+        self, run_id: str, entries: list[NewEvent]
+    ) -> list[tuple[EventView, bool]]:
+        """Record `entries` in order in one transaction, each as `record` would: an entry
+        whose key was recorded is returned as it was and writes nothing of its own; the
+        states are written one after another, each over the version the one before left."""
+        cleaned = [
+            replace(
+                entry,
+                data=self.scrub(run_id, entry.data),
+                run_fields=self.scrub(run_id, dict(entry.run_fields or {})),
+            )
+            for entry in entries
+        ]
+
+        def work(conn: Connection) -> list[tuple[EventView, bool]]:
             lock_run(conn, run_id)
-            existing = event_by_key(conn, run_id, key)
-            if existing is not None:
-                return existing, False
-            written = append_event(conn, run_id, key, type_, data)
-            if state is not None:
-                save_state(conn, run_id, state)
-            if changes:
-                conn.execute(update(runs).where(runs.c.run_id == run_id).values(**changes))
-            notify(conn, run_id)
-            return written, True
+            recorded = [record_entry(conn, run_id, entry) for entry in cleaned]
+            written = [entry for entry, (_, wrote) in zip(cleaned, recorded, strict=True) if wrote]
+            fields = run_changes(written)
+            if fields:
+                conn.execute(update(runs).where(runs.c.run_id == run_id).values(**fields))
+            if written:
+                notify(conn, run_id)
+            return recorded
 
         recorded = await self.db.write(work)
-        if recorded[1]:
+        if any(wrote for _, wrote in recorded):
             self._written(run_id)
         return recorded
 
