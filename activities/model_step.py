@@ -11,6 +11,7 @@ from activities.context import Summary, compose, cut_point, summary_due, summary
 from activities.model_calls import ModelCallingActivities, Priced
 from activities.providers import Ask, Purpose
 from loopline.models import EventType, Message, RunSpec, ToolCall, ToolInfo
+from loopline.store.rows import NewEvent
 from workflows.contract import stubs
 from workflows.contract.names import model_key, summary_key
 from workflows.contract.payloads import ModelStepResult, StepRef, ToolCallRef
@@ -23,17 +24,12 @@ class ModelActivities(ModelCallingActivities):
     async def model_step(self, ref: StepRef) -> ModelStepResult:
         recorded = await self.store.event_by_key(ref.run_id, model_key(ref.step))
         if recorded is None:
-            message = await self._ask_model(ref)
-        else:
-            # A retry after the reply was committed: never pay for (or diverge on) it twice.
-            message = Message.model_validate(recorded.data)
-        return ModelStepResult(
-            tool_calls=[ToolCallRef(id=call.id, name=call.name) for call in message.tool_calls],
-            empty=not message.tool_calls and not message.content.strip(),
-            calls_signature=_signature(message.tool_calls) if message.tool_calls else None,
-        )
+            recorded, _ = (await self.store.record_all(ref.run_id, [await self.reply(ref)]))[0]
+        # A retry after the reply was committed: never pay for (or diverge on) it twice.
+        return step_result(Message.model_validate(recorded.data))
 
-    async def _ask_model(self, ref: StepRef) -> Message:
+    async def reply(self, ref: StepRef) -> NewEvent:
+        """Ask the model for the step's reply: the event that records it, not yet written."""
         spec = await self.spec(ref.run_id)
         # Recorded steps are played as they were: no model is asked to summarise them.
         if ref.step > spec.recorded_steps and summary_due(spec.llm, ref.step):
@@ -56,15 +52,13 @@ class ModelActivities(ModelCallingActivities):
         )
         message = priced.completion.message
         final_answer = {} if message.tool_calls else {"answer": message.content}
-        recorded, _ = await self.store.record(
-            ref.run_id,
+        return NewEvent(
             model_key(ref.step),
             EventType.message,
             {**message.model_dump(), **_call_facts(priced)},
             usage=priced.completion.usage,
             run_fields={"steps": ref.step, **final_answer},
         )
-        return Message.model_validate(recorded.data)
 
     async def _offered_tools(self, run_id: str, spec: RunSpec) -> list[ToolInfo]:
         if spec.remote is not None:
@@ -104,6 +98,15 @@ class ModelActivities(ModelCallingActivities):
     async def _latest_summary(self, run_id: str) -> Summary | None:
         event = await self.store.last_event(run_id, EventType.summary)
         return Summary.model_validate(event.data) if event else None
+
+
+def step_result(message: Message) -> ModelStepResult:
+    """What the workflow learns of a reply: its calls, whether it is empty, their digest."""
+    return ModelStepResult(
+        tool_calls=[ToolCallRef(id=call.id, name=call.name) for call in message.tool_calls],
+        empty=not message.tool_calls and not message.content.strip(),
+        calls_signature=_signature(message.tool_calls) if message.tool_calls else None,
+    )
 
 
 def _signature(calls: list[ToolCall]) -> str:

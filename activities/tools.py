@@ -42,7 +42,7 @@ from loopline.models import (
     ToolInfo,
 )
 from loopline.store import TraceStore
-from loopline.store.rows import StatePatch, StateWrite
+from loopline.store.rows import NewEvent, StatePatch, StateWrite
 from workflows.contract import stubs
 from workflows.contract.names import model_key, tool_key
 from workflows.contract.payloads import ToolCallInput, ToolCallResult
@@ -70,54 +70,80 @@ class ToolActivities(StoreActivities):
         spec = await self.spec(request.run_id)
         call = _find_call(snapshot.events.get(reply_key), request)
         context = ToolContext(run_id=request.run_id, step=request.step, call_id=request.call_id)
+        outcome = await self.run_call(spec, call, context, snapshot.state_version)
+        [(recorded, wrote)] = await self.store.record_all(request.run_id, [outcome.event])
+        if outcome.after is not None and wrote:
+            self.states.put(execution_key(request.run_id), outcome.after)
+        return ToolCallResult.model_validate(recorded.data["outcome"])
+
+    async def run_call(
+        self,
+        spec: RunSpec,
+        call: ToolCall,
+        context: ToolContext,
+        version: int,
+        carried: CachedState | None = None,
+    ) -> ToolOutcome:
+        """Run the call against the state of `version` (`carried` when it is of that
+        version, as a step's earlier call left it): the event that records its result and
+        the state it leaves, neither yet written."""
         server = await self.tool_server(spec)
         if server is None:
-            ran = await self._call_local(spec, call, context, snapshot.state_version)
+            ran = await self._call_local(spec, call, context, version, carried)
         else:
-            state = await self.store.load_state(request.run_id)
+            state = await self.store.load_state(context.run_id)
             ran = _Ran(*await self._call_remote(server, call, context, state))
         content, is_error = _within_limit(call, ran.content, ran.is_error)
         stop = ran.stop and not is_error
         write, after, changes = _state_after(ran, is_error)
-        outcome = ToolCallResult(is_error=is_error, stop=stop)
+        result = ToolCallResult(is_error=is_error, stop=stop)
         message = Message(
             role="tool", content=content, tool_call_id=call.id, name=call.name, is_error=is_error
         )
-        data = {**message.model_dump(), "outcome": outcome.model_dump()}
+        data = {**message.model_dump(), "outcome": result.model_dump()}
         if changes is not None:
             data["state_changes"] = changes.model_dump(mode="json")
-        recorded, wrote = await self.store.record(
-            request.run_id,
-            key,
+        event = NewEvent(
+            tool_key(context.step, context.call_id),
             EventType.message,
             data,
             state=write,
             run_fields={"answer": content} if stop else None,
         )
-        if after is not None and wrote:
-            self.states.put(execution_key(request.run_id), after)
-        return ToolCallResult.model_validate(recorded.data["outcome"])
+        return ToolOutcome(event, result, after)
 
     async def _call_local(
-        self, spec: RunSpec, call: ToolCall, context: ToolContext, version: int
+        self,
+        spec: RunSpec,
+        call: ToolCall,
+        context: ToolContext,
+        version: int,
+        carried: CachedState | None,
     ) -> _Ran:
         environment = self.environment(spec)
         offered = {name: tool for name, tool in environment.tools.items() if spec.offers(name)}
         tool = offered.get(call.name)
-        before = await self._state_for(context.run_id, environment, tool, version)
+        before = await self._state_for(context.run_id, environment, tool, version, carried)
         state = before.model if before is not None else None
         content, is_error = await _invoke(offered, call, state, context)
         stop = tool is not None and tool.stop and not is_error
         return _Ran(content, is_error, stop, tool, before)
 
     async def _state_for(
-        self, run_id: str, environment: Environment, tool: Tool | None, version: int
+        self,
+        run_id: str,
+        environment: Environment,
+        tool: Tool | None,
+        version: int,
+        carried: CachedState | None,
     ) -> CachedState | None:
-        """The state the tool is handed: the cached one when it is of the stored `version`,
-        else read and validated; None for a tool not handed the state."""
+        """The state the tool is handed: `carried` or the cached one when it is of the
+        stored `version`, else read and validated; None for a tool not handed the state."""
         state_type = environment.state_type
         if state_type is None or tool is None or not tool.uses_state:
             return None
+        if carried is not None and carried.version == version:
+            return carried
         cached = self.states.take(execution_key(run_id), version)
         if cached is not None:
             return cached
@@ -152,6 +178,16 @@ class ToolActivities(StoreActivities):
 
 
 @dataclass(frozen=True)
+class ToolOutcome:
+    """A call's result and the event that records it, with the state the call leaves
+    (None for a call not handed the state), for the cache once the event is written."""
+
+    event: NewEvent
+    result: ToolCallResult
+    after: CachedState | None
+
+
+@dataclass(frozen=True)
 class _Ran:
     """A tool call's result, and for an in-process tool handed the state, that tool and the
     state it started from."""
@@ -174,8 +210,10 @@ def _state_after(
     if tool.read_only:
         return None, before, None
     if is_error and tool.on_error == "rollback":
-        # The stored state stays as it was; the model the tool may have changed is dropped.
-        return None, None, None
+        # The stored state stays as it was; the model the tool may have changed is dropped
+        # for one made again from the JSON it started from.
+        model = type(before.model).model_validate_json(before.text)
+        return None, CachedState(before.version, model, before.text, before.stored), None
     text = before.model.model_dump_json()
     if text == before.text:
         return None, before, None
