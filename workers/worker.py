@@ -9,6 +9,7 @@ from datetime import timedelta
 from temporalio.client import Client
 from temporalio.worker import Interceptor, Worker
 
+from activities.agent_step import AgentStepActivities
 from activities.batches import BatchActivities
 from activities.callbacks import CallbackActivities
 from activities.evaluation import EvaluationActivities
@@ -100,6 +101,7 @@ def build_worker(
     model = ModelActivities(store, registry, caller)
     user = SimulatedUserActivities(store, registry, caller)
     tools = ToolActivities(store, registry)
+    steps = AgentStepActivities(model, tools)
     inputs = InputActivities(store, registry)
     batches = BatchActivities(store, parts.stores.batches)
     relay = RelayActivities(parts.relay_webhooks, parts.registry.outbound)
@@ -116,6 +118,7 @@ def build_worker(
             batches.batch_rollouts,
             batches.batch_status,
             model.model_step,
+            steps.agent_step,
             user.user_turn,
             tools.call_tool,
             inputs.record_status,

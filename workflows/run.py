@@ -46,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
         NOT_ACCEPTING,
         NOT_AWAITING,
         NOT_CLIENT_AGENT,
+        ONE_ACTIVITY_STEP_PATCH,
         REWARD,
         RUN_FAILED,
         RUN_WORKFLOW,
@@ -58,6 +59,8 @@ with workflow.unsafe.imports_passed_through():
         idle_key,
     )
     from workflows.contract.payloads import (
+        AgentStepInput,
+        AgentStepResult,
         ClientAnswer,
         ClientStepInput,
         ClientToolCall,
@@ -385,7 +388,8 @@ class RunWorkflow:
             step = self._state.step
             await self._deliver_messages()
             self._details(f"step {turn_step}/{run.max_steps} · waiting on model {run.model}")
-            reply = await self._model_step(step)
+            outcome = await self._model_step(step)
+            reply = outcome.reply
             if reply.empty:
                 return StopReason.empty_reply
             if not reply.tool_calls:
@@ -399,18 +403,25 @@ class RunWorkflow:
             if self._looping(reply):
                 return StopReason.repeated_tool_call
             client_calls = [call for call in reply.tool_calls if call.name in run.client_tools]
-            for call in reply.tool_calls:
-                if call.name in run.client_tools:
-                    continue
-                self._details(f"step {turn_step}/{run.max_steps} · running tool {call.name}")
-                result = await self._tool_call(
-                    ToolCallInput(run_id=run.run_id, step=step, call_id=call.id), call.name
-                )
-                if result.stop:
-                    return StopReason.stop_tool
+            if await self._stopped_by_a_tool(step, turn_step, outcome):
+                return StopReason.stop_tool
             if client_calls and not await self._results_of(step, client_calls):
                 return StopReason.input_timeout
         return StopReason.max_steps
+
+    async def _stopped_by_a_tool(self, step: int, turn_step: int, outcome: AgentStepResult) -> bool:
+        """Whether a stop tool among the reply's server-side calls ended the turn; the calls
+        run here, one activity each, unless the step ran them."""
+        if outcome.tools_ran:
+            return outcome.stopped
+        for call in outcome.reply.tool_calls:
+            if call.name in self._run.client_tools:
+                continue
+            self._details(f"step {turn_step}/{self._run.max_steps} · running tool {call.name}")
+            request = ToolCallInput(run_id=self._run.run_id, step=step, call_id=call.id)
+            if (await self._tool_call(request, call.name)).stop:
+                return True
+        return False
 
     async def _client_agent(self) -> StopReason:
         """The caller is the agent: its tool calls run as steps as they arrive (see
@@ -594,11 +605,42 @@ class RunWorkflow:
 
         await self._stream.continue_as_new(next_run)
 
-    async def _model_step(self, step: int) -> ModelStepResult:
+    async def _model_step(self, step: int) -> AgentStepResult:
+        """The model's reply. The scripted model of an in-process environment takes the
+        step in one local activity with its server-side tool calls, and the step's writes
+        commit together; other models, and a step answering updates (see
+        _answering_updates), leave the calls to activities of their own."""
         run = self._run
-        ref = StepRef(run_id=run.run_id, step=step, model=run.model)
         summary = f"step {step} · {run.model}"
-        return await self._model_call(stubs.MODEL_STEP, ref, summary, run.model, run.model_is_local)
+        if self._in_one_activity():
+            request = AgentStepInput(
+                run_id=run.run_id,
+                step=step,
+                model=run.model,
+                stop_if_repeated=self._looping_signature(),
+            )
+            summary = f"{summary} and its tool calls"
+            return await execute(stubs.AGENT_STEP, request, policies.LOCAL_STEP, summary)
+        ref = StepRef(run_id=run.run_id, step=step, model=run.model)
+        local = run.model_is_local
+        reply = await self._model_call(stubs.MODEL_STEP, ref, summary, run.model, local)
+        return AgentStepResult(reply=reply, tools_ran=False)
+
+    def _in_one_activity(self) -> bool:
+        run = self._run
+        return (
+            run.model_is_local
+            and run.remote is None
+            and not self._unanswered_updates
+            and workflow.patched(ONE_ACTIVITY_STEP_PATCH)
+        )
+
+    def _looping_signature(self) -> str | None:
+        """The calls whose next repeat makes the run a loop (see _looping), if any."""
+        limit = self._run.max_repeated_tool_calls
+        if limit > 0 and self._repeated_calls + 1 >= limit:
+            return self._last_calls
+        return None
 
     async def _user_turn(self, step: int) -> UserTurnResult:
         run = self._run

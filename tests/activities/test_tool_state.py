@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import ExitStack
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,10 +18,9 @@ from loopline.environment import Environment, ToolError
 from loopline.environment.changes import text_splice
 from loopline.environment.registry import Registry
 from loopline.models import EventType, Message, RunSpec, ToolCall
-from loopline.store import TraceStore, open_stores
+from loopline.store import TraceStore
 from loopline.store.errors import StateConflictError
 from loopline.store.rows import MAX_STATE_PATCHES, NewRun, StatePatch, StateWrite
-from tests.loopline.store.test_trace import scratch_postgres_database
 from workflows.contract.names import SETUP_KEY, model_key, tool_key
 from workflows.contract.payloads import ToolCallInput
 
@@ -74,19 +70,6 @@ def add_then_crash_keeping(shelf: Shelf, item: str) -> str:
 
 
 REGISTRY = Registry([shop])
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-async def store(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[TraceStore]:
-    with ExitStack() as stack:
-        if request.param == "sqlite":
-            url = f"sqlite:///{Path(tmp_path_factory.mktemp('state')) / 'trace.db'}"
-        else:
-            url = stack.enter_context(scratch_postgres_database())
-        async with open_stores(url) as opened:
-            yield opened.runs
 
 
 async def new_run(store: TraceStore, *calls: tuple[str, dict[str, str]]) -> str:

@@ -1,15 +1,17 @@
 """Record the histories that tests/workflows/test_replay.py replays.
 
-Each one exercises a path of a workflow type: tools and the scripted model, a client-side
+Each one exercises a path of a workflow type: tools and the scripted model (as activities
+of their own, recorded before a step became one activity, and in one), a client-side
 tool with continue, a session with messages and close, evaluation with a judge and a
 callback, a batch, a cancelled batch. Re-record (and commit) them only on purpose: the
 point of the saved ones is that today's code must still replay what yesterday's recorded.
 
-  python -m tests.workflows.record_histories
+  python -m tests.workflows.record_histories [NAME ...]
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -109,6 +111,7 @@ async def cancelled_batch(api: httpx.AsyncClient) -> str:
 
 SCENES = {
     "run_tools": tools_run,
+    "run_tools_in_one_activity": tools_run,
     "run_client_tool": client_tool_run,
     "run_session": session_run,
     "run_evaluated_with_callback": evaluated_run,
@@ -125,7 +128,7 @@ async def save(client: Client, name: str, workflow_id: str) -> None:
     print(f"{path}: {len(document['events'])} events")
 
 
-async def main() -> None:
+async def main(names: list[str]) -> None:
     server = await dev_server(
         dev_server_extra_args=DEV_SERVER_TUNING,
         dev_server_log_level="error",
@@ -139,8 +142,8 @@ async def main() -> None:
             await stack.start_api()
             try:
                 async with stack.client(timeout=60) as api:
-                    for name, scene in SCENES.items():
-                        await save(server.client, name, await scene(api))
+                    for name in names:
+                        await save(server.client, name, await SCENES[name](api))
             finally:
                 stack.stop()
     finally:
@@ -148,7 +151,9 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("names", nargs="*", choices=[[], *SCENES], help="default: all")
+    asyncio.run(main(parser.parse_args().names or list(SCENES)))
     sys.stdout.flush()
     # temporalio/sdk-python#300: leave before the interpreter finalises the SDK.
     os._exit(0)

@@ -127,6 +127,27 @@ class ModelStepResult(BaseModel):
     )
 
 
+class AgentStepInput(BaseModel):
+    """A model step whose server-side tool calls run in the same activity."""
+
+    run_id: str
+    step: int
+    model: str
+    stop_if_repeated: str | None = Field(
+        default=None,
+        description="A calls signature that ends the run as looping if the model repeats "
+        "it: its calls are then not run.",
+    )
+
+
+class AgentStepResult(BaseModel):
+    reply: ModelStepResult
+    tools_ran: bool = Field(
+        default=True, description="The step ran the reply's server-side tool calls."
+    )
+    stopped: bool = Field(default=False, description="One of them, a stop tool, ended the turn.")
+
+
 TOKENS_TOPIC = "tokens"
 
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from workflows.contract.payloads import (
+    AgentStepInput,
+    AgentStepResult,
     BatchEnd,
     ClientStepInput,
     EvaluateInput,
@@ -49,6 +51,8 @@ class ActivityStub(Generic[InputT, OutputT]):
 SETUP = ActivityStub("setup", RunInput, NoneType)
 TEARDOWN = ActivityStub("teardown", TeardownInput, NoneType)
 MODEL_STEP = ActivityStub("model_step", StepRef, ModelStepResult)
+# The scripted model and an in-process environment's tools: one local activity per step.
+AGENT_STEP = ActivityStub("agent_step", AgentStepInput, AgentStepResult)
 USER_TURN = ActivityStub("user_turn", UserTurnRef, UserTurnResult)
 CALL_TOOL = ActivityStub("call_tool", ToolCallInput, ToolCallResult)
 RECORD_STATUS = ActivityStub("record_status", StatusChange, NoneType)
@@ -66,6 +70,7 @@ STUBS: tuple[ActivityStub[Any, Any], ...] = (
     SETUP,
     TEARDOWN,
     MODEL_STEP,
+    AGENT_STEP,
     USER_TURN,
     CALL_TOOL,
     RECORD_STATUS,

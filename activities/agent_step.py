@@ -1,0 +1,98 @@
+"""One step of an episode whose model and tools run in this process, as one local activity:
+the model's reply and its server-side tool calls, committed in one transaction.
+
+Each call keeps its own event under its own idempotency key, and each state change its own
+version, as when they run as activities of their own (activities/tools.py). An attempt cut
+short commits nothing, so its retry asks the model again and runs the calls against the
+state the step started from; a retry after a commit finds the reply and the results and
+runs nothing again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from temporalio import activity
+
+from activities.base import execution_key
+from activities.model_step import ModelActivities, step_result
+from activities.state_cache import CachedState
+from activities.tools import ToolActivities
+from loopline.environment import ToolContext
+from loopline.models import Message, RunSpec, ToolCall
+from loopline.store.rows import NewEvent
+from loopline.store.trace import Snapshot
+from workflows.contract import stubs
+from workflows.contract.names import model_key, tool_key
+from workflows.contract.payloads import AgentStepInput, AgentStepResult, StepRef, ToolCallResult
+
+
+class AgentStepActivities:
+    def __init__(self, model: ModelActivities, tools: ToolActivities) -> None:
+        self.model = model
+        self.tools = tools
+        self.store = tools.store
+
+    @activity.defn(name=stubs.AGENT_STEP.name)
+    async def agent_step(self, request: AgentStepInput) -> AgentStepResult:
+        run_id, step = request.run_id, request.step
+        snapshot = await self.store.snapshot(run_id, [model_key(step)])
+        recorded = snapshot.events.get(model_key(step))
+        entries: list[NewEvent] = []
+        if recorded is None:
+            ref = StepRef(run_id=run_id, step=step, model=request.model)
+            reply = await self.model.reply(ref)
+            # The calls run as they are recorded, with any sealed secret taken out.
+            reply = replace(reply, data=self.store.scrub(run_id, reply.data))
+            entries.append(reply)
+            message = Message.model_validate(reply.data)
+        else:
+            message = Message.model_validate(recorded.data)
+            keys = [tool_key(step, call.id) for call in message.tool_calls]
+            snapshot = await self.store.snapshot(run_id, keys)
+        result = step_result(message)
+        spec = await self.tools.spec(run_id)
+        # A repeat that ends the run as looping runs none of its calls.
+        looping = request.stop_if_repeated is not None and (
+            result.calls_signature == request.stop_if_repeated
+        )
+        calls = [] if looping else _server_side(spec, message.tool_calls)
+        stopped, carried = await self._run_calls(request, spec, calls, snapshot, entries)
+        written = await self.store.record_all(run_id, entries)
+        if carried is not None and all(wrote for _, wrote in written):
+            self.tools.states.put(execution_key(run_id), carried)
+        return AgentStepResult(reply=result, stopped=stopped)
+
+    async def _run_calls(
+        self,
+        request: AgentStepInput,
+        spec: RunSpec,
+        calls: list[ToolCall],
+        snapshot: Snapshot,
+        entries: list[NewEvent],
+    ) -> tuple[bool, CachedState | None]:
+        """Run the calls in order until a stop tool, each against the state the one before
+        left, adding their events to `entries` (a call recorded before is not run again);
+        whether one stopped, and the state left."""
+        carried: CachedState | None = None
+        version = snapshot.state_version
+        for call in calls:
+            prior = snapshot.events.get(tool_key(request.step, call.id))
+            if prior is not None:
+                outcome = ToolCallResult.model_validate(prior.data["outcome"])
+            else:
+                context = ToolContext(run_id=request.run_id, step=request.step, call_id=call.id)
+                ran = await self.tools.run_call(spec, call, context, version, carried)
+                entries.append(ran.event)
+                version += ran.event.state is not None
+                carried = ran.after or carried
+                outcome = ran.result
+            if outcome.stop:
+                return True, carried
+        return False, carried
+
+
+def _server_side(spec: RunSpec, calls: list[ToolCall]) -> list[ToolCall]:
+    """The calls this step runs: those of the caller's own tools wait for the caller."""
+    client = {tool.name for tool in spec.client_tools}
+    return [call for call in calls if call.name not in client]
