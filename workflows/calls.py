@@ -61,9 +61,11 @@ async def cancellable(activity: Awaitable[OutputT]) -> OutputT:
         raise
 
 
-def describe(error: ActivityError) -> str:
-    """What went wrong in an activity, as the run's error says it."""
-    cause = error.cause
+def describe(error: ActivityError | ApplicationError) -> str:
+    """What went wrong in an activity, as the run's error says it; a local activity's
+    failure comes as the ApplicationError itself, a regular one's as the ActivityError
+    around it."""
+    cause = error.cause if isinstance(error, ActivityError) else error
     if isinstance(cause, ApplicationError):
         return cause.message
     return str(cause or error)

@@ -34,7 +34,7 @@ with workflow.unsafe.imports_passed_through():
         ToolResult,
     )
     from workflows.calls import describe, execute
-    from workflows.contract import ActivityStub, policies, stubs
+    from workflows.contract import ActivityPolicy, ActivityStub, policies, stubs
     from workflows.contract.names import (
         ANSWER_UPDATES_FIRST_PATCH,
         CANCEL_SIGNAL,
@@ -43,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
         CLIENT_TOOL_CALL_UPDATE,
         CLOSE_SIGNAL,
         CONTINUE_UPDATE,
+        LOCAL_LIFECYCLE_PATCH,
         NOT_ACCEPTING,
         NOT_AWAITING,
         NOT_CLIENT_AGENT,
@@ -312,7 +313,7 @@ class RunWorkflow:
                 await execute(
                     stubs.SETUP,
                     run,
-                    policies.lifecycle(run.remote),
+                    self._lifecycle(policies.lifecycle(run.remote), policies.LOCAL_LIFECYCLE),
                     f"setup {run.environment}/{run.scenario}",
                 )
             self._set_up = True
@@ -333,13 +334,23 @@ class RunWorkflow:
             evaluation = await execute(
                 stubs.EVALUATE,
                 EvaluateInput(run_id=run.run_id, stop_reason=stop_reason),
-                policies.lifecycle(run.remote),
+                self._lifecycle(policies.lifecycle(run.remote), policies.LOCAL_LIFECYCLE),
                 f"evaluate {run.scenario}",
             )
-        except ActivityError as error:
+        except (ActivityError, ApplicationError) as error:
+            # A local activity's failure is raised as its ApplicationError itself.
             return RunStatus.failed, StopReason.error, describe(error)
         self._state.reward = evaluation.reward
         return RunStatus.completed, stop_reason, None
+
+    def _lifecycle(self, regular: ActivityPolicy, local: ActivityPolicy) -> ActivityPolicy:
+        """Setup, evaluation and teardown of an in-process environment as local activities
+        (see policies.LOCAL_LIFECYCLE); a remote one's stay regular, heartbeating. A run
+        that started before the change keeps regular ones: the patch is decided once, at
+        its first lifecycle activity."""
+        if self._run.remote is None and workflow.patched(LOCAL_LIFECYCLE_PATCH):
+            return local
+        return regular
 
     async def _judge(self) -> None:
         run = self._run
@@ -667,7 +678,7 @@ class RunWorkflow:
                 steps=self._state.step,
                 error=error,
             ),
-            policies.TEARDOWN,
+            self._lifecycle(policies.TEARDOWN, policies.LOCAL_TEARDOWN),
             "teardown",
         )
         self._state.status = status

@@ -104,8 +104,10 @@ async def test_the_temporal_ui_shows_and_filters_runs(
     await page.screenshot(path=ARTIFACTS / "temporal-ui-runs-filtered.png")
 
     await page.goto(f"{workflows}/{refunded['workflow_id']}")
-    await page.get_by_text("setup • setup orders/refund_damaged").wait_for()
-    await page.get_by_text("evaluate • evaluate refund_damaged").wait_for()
+    # An in-process environment's lifecycle runs as local activities: the timeline names
+    # them (UI 2.54 shows no summary for a local activity).
+    for lifecycle in ("setup", "evaluate", "teardown"):
+        await page.get_by_text(lifecycle, exact=True).first.wait_for()
     await page.screenshot(path=ARTIFACTS / "temporal-ui-run-timeline.png")
     await page.get_by_text("Search Attributes", exact=True).first.click()
     await page.get_by_text('"LooplineReward"').wait_for()

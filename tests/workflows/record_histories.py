@@ -3,8 +3,10 @@
 Each one exercises a path of a workflow type: tools and the scripted model (as activities
 of their own, recorded before a step became one activity, and in one), a client-side
 tool with continue, a session with messages and close, evaluation with a judge and a
-callback, a batch, a cancelled batch. Re-record (and commit) them only on purpose: the
-point of the saved ones is that today's code must still replay what yesterday's recorded.
+callback (setup, evaluation and teardown as regular activities, recorded before they
+became local ones, and as local ones), a batch, a cancelled batch. Re-record (and commit)
+them only on purpose: the point of the saved ones is that today's code must still replay
+what yesterday's recorded.
 
   python -m tests.workflows.record_histories [NAME ...]
 """
@@ -115,6 +117,7 @@ SCENES = {
     "run_client_tool": client_tool_run,
     "run_session": session_run,
     "run_evaluated_with_callback": evaluated_run,
+    "run_local_lifecycle": evaluated_run,
     "batch": batch,
     "batch_cancelled": cancelled_batch,
 }

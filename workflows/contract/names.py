@@ -71,6 +71,7 @@ RUN_FAILED = "RunFailed"
 # Patches (workflow.patched): histories recorded before a change replay as they ran.
 ANSWER_UPDATES_FIRST_PATCH = "answer-updates-before-local-model-steps"
 ONE_ACTIVITY_STEP_PATCH = "model-and-in-process-tools-in-one-activity"
+LOCAL_LIFECYCLE_PATCH = "in-process-lifecycle-as-local-activities"
 
 
 def model_queue(task_queue: str, provider: str) -> str:
