@@ -29,6 +29,7 @@ from loopline.models import (
     Message,
     RunSpec,
 )
+from loopline.store.rows import NewEvent
 from workflows.contract import stubs
 from workflows.contract.names import EVALUATE_KEY, evaluator_key
 from workflows.contract.payloads import EvaluateInput, EvaluateResult, RunRef
@@ -101,28 +102,33 @@ class EvaluationActivities(ModelCallingActivities):
             if verdict is None:
                 raise permanent("the rubric was not judged before evaluation", "NotJudged")
             results.append(EvaluatorResult.model_validate(verdict.data))
-        for result in results:
-            if result.evaluator is not Evaluator.rubric:
-                await self.store.record(
-                    request.run_id,
-                    evaluator_key(result.evaluator),
-                    EventType.evaluation,
-                    result.model_dump(mode="json"),
-                )
         reward, success = combine(results)
         details = results[0].details
-        await self.store.record(
-            request.run_id,
-            EVALUATE_KEY,
-            EventType.reward,
-            {"reward": reward, "success": success, "details": details},
-            run_fields={
-                "reward": reward,
-                "reward_details": details,
-                "success": success,
-                "evaluations": [result.model_dump(mode="json") for result in results],
-            },
+        # Each evaluator's event and the reward in one commit (the judge's verdict is in
+        # already): batches' runs take turns at the store's writer.
+        entries = [
+            NewEvent(
+                evaluator_key(result.evaluator),
+                EventType.evaluation,
+                result.model_dump(mode="json"),
+            )
+            for result in results
+            if result.evaluator is not Evaluator.rubric
+        ]
+        entries.append(
+            NewEvent(
+                EVALUATE_KEY,
+                EventType.reward,
+                {"reward": reward, "success": success, "details": details},
+                run_fields={
+                    "reward": reward,
+                    "reward_details": details,
+                    "success": success,
+                    "evaluations": [result.model_dump(mode="json") for result in results],
+                },
+            )
         )
+        await self.store.record_all(request.run_id, entries)
         return EvaluateResult(reward=reward, success=success)
 
     async def _scenario_result(

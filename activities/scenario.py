@@ -12,6 +12,7 @@ from loopline.environment.remote import RESERVED_TOOLS, RemoteEnvironment, Remot
 from loopline.environment.toolservers import CallMeta, ToolServer, ToolServerError
 from loopline.models import EventType, Message, RunSpec, RunStatus
 from loopline.store.database import utcnow
+from loopline.store.rows import NewEvent
 from workflows.contract import stubs
 from workflows.contract.names import (
     PERSONA_KEY,
@@ -46,23 +47,25 @@ class ScenarioActivities(StoreActivities):
             setup = await self._local_setup(spec)
             default_system_prompt = self.environment(spec).system_prompt
         system_prompt = spec.llm.system_prompt or setup.system_prompt or default_system_prompt
+        # One commit for the setup's events: batches' runs take turns at the store's writer.
+        entries: list[NewEvent] = []
         if system_prompt:
             message = Message(role="system", content=system_prompt)
-            await self.store.record(
-                run.run_id, SYSTEM_PROMPT_KEY, EventType.message, message.model_dump()
-            )
+            entries.append(NewEvent(SYSTEM_PROMPT_KEY, EventType.message, message.model_dump()))
         if setup.user_persona:
             persona = {"persona": setup.user_persona}
-            await self.store.record(run.run_id, PERSONA_KEY, EventType.log, persona)
+            entries.append(NewEvent(PERSONA_KEY, EventType.log, persona))
         prompt = Message(role="user", content=spec.prompt or setup.prompt)
-        await self.store.record(
-            run.run_id,
-            SETUP_KEY,
-            EventType.message,
-            prompt.model_dump(),
-            state=setup.state,
-            run_fields={"status": RunStatus.running.value},
+        entries.append(
+            NewEvent(
+                SETUP_KEY,
+                EventType.message,
+                prompt.model_dump(),
+                state=setup.state,
+                run_fields={"status": RunStatus.running.value},
+            )
         )
+        await self.store.record_all(run.run_id, entries)
 
     async def _local_setup(self, spec: RunSpec) -> Setup:
         scenario = self.scenario(spec)
