@@ -27,6 +27,7 @@ from loopline.pricing import PriceTable
 from loopline.redaction import HELD
 from loopline.secrets import SecretBox
 from loopline.store import Stores
+from workers.compiled import compile_once
 from workflows.batch import BatchWorkflow
 from workflows.contract.names import model_queue
 from workflows.relay import RelayWorkflow
@@ -35,6 +36,7 @@ from workflows.run import RunWorkflow
 # How long a stopping worker lets running activities finish before cancelling them; the
 # runs go on from where they are on the next worker.
 GRACEFUL_SHUTDOWN = timedelta(seconds=10)
+WORKFLOWS = [RunWorkflow, BatchWorkflow, RelayWorkflow]
 
 
 @dataclass(frozen=True)
@@ -105,10 +107,11 @@ def build_worker(
     inputs = InputActivities(store, registry)
     batches = BatchActivities(store, parts.stores.batches)
     relay = RelayActivities(parts.relay_webhooks, parts.registry.outbound)
+    compile_once(WORKFLOWS)
     return Worker(
         parts.client,
         task_queue=parts.task_queue,
-        workflows=[RunWorkflow, BatchWorkflow, RelayWorkflow],
+        workflows=WORKFLOWS,
         activities=[
             scenario.setup,
             scenario.teardown,
