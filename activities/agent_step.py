@@ -1,11 +1,15 @@
-"""One step of an episode whose model and tools run in this process, as one local activity:
-the model's reply and its server-side tool calls, committed in one transaction.
+"""One step of an episode whose tools run in this process, as one activity: the model's
+reply and its server-side tool calls, committed in one transaction.
 
 Each call keeps its own event under its own idempotency key, and each state change its own
 version, as when they run as activities of their own (activities/tools.py). An attempt cut
-short commits nothing, so its retry asks the model again and runs the calls against the
-state the step started from; a retry after a commit finds the reply and the results and
-runs nothing again.
+short commits nothing, so its retry asks the scripted model again and runs the calls
+against the state the step started from; a provider's reply, paid for, is committed on its
+own before the calls run, so a retry never asks for it twice. A retry after a commit finds
+what it wrote and runs none of it again.
+
+The scripted model's step is a local activity; a provider's a regular one on the task queue
+of its model calls (workflows/run.py, _model_call), heartbeating while the tools run.
 """
 
 from __future__ import annotations
@@ -15,11 +19,12 @@ from dataclasses import replace
 from temporalio import activity
 
 from activities.base import execution_key
+from activities.heartbeats import heartbeating
 from activities.model_step import ModelActivities, step_result
 from activities.state_cache import CachedState
 from activities.tools import ToolActivities
 from loopline.environment import ToolContext
-from loopline.models import Message, RunSpec, ToolCall
+from loopline.models import Message, Provider, RunSpec, ToolCall
 from loopline.store.rows import NewEvent
 from loopline.store.trace import Snapshot
 from workflows.contract import stubs
@@ -35,6 +40,10 @@ class AgentStepActivities:
 
     @activity.defn(name=stubs.AGENT_STEP.name)
     async def agent_step(self, request: AgentStepInput) -> AgentStepResult:
+        async with heartbeating():
+            return await self._agent_step(request)
+
+    async def _agent_step(self, request: AgentStepInput) -> AgentStepResult:
         run_id, step = request.run_id, request.step
         snapshot = await self.store.snapshot(run_id, [model_key(step)])
         recorded = snapshot.events.get(model_key(step))
@@ -44,7 +53,10 @@ class AgentStepActivities:
             reply = await self.model.reply(ref)
             # The calls run as they are recorded, with any sealed secret taken out.
             reply = replace(reply, data=self.store.scrub(run_id, reply.data))
-            entries.append(reply)
+            if (await self.model.spec(run_id)).agent_model(step).provider is Provider.scripted:
+                entries.append(reply)
+            else:
+                await self.store.record_all(run_id, [reply])
             message = Message.model_validate(reply.data)
         else:
             message = Message.model_validate(recorded.data)

@@ -77,13 +77,14 @@ def build_model_workers(
     rate limit across every worker that polls it, so a limit holds across all runs."""
     store, registry = parts.stores.runs, parts.registry
     model = ModelActivities(store, registry, caller)
+    steps = AgentStepActivities(model, ToolActivities(store, registry))
     user = SimulatedUserActivities(store, registry, caller)
     evaluation = EvaluationActivities(store, registry, caller)
     return [
         Worker(
             parts.client,
             task_queue=model_queue(parts.task_queue, provider.value),
-            activities=[model.model_step, user.user_turn, evaluation.judge],
+            activities=[model.model_step, steps.agent_step, user.user_turn, evaluation.judge],
             max_task_queue_activities_per_second=parts.rate_limits.get(provider),
             graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
             interceptors=interceptors,

@@ -617,13 +617,13 @@ class RunWorkflow:
         await self._stream.continue_as_new(next_run)
 
     async def _model_step(self, step: int) -> AgentStepResult:
-        """The model's reply. The scripted model of an in-process environment takes the
-        step in one local activity with its server-side tool calls, and the step's writes
-        commit together; other models, and a step answering updates (see
-        _answering_updates), leave the calls to activities of their own."""
+        """The model's reply. With an in-process environment the step is one activity, the
+        model's call and its server-side tool calls, whose writes commit together (a paid
+        reply first, on its own); with remote tools those are activities of their own."""
         run = self._run
         summary = f"step {step} · {run.model}"
-        if self._in_one_activity():
+        local = run.model_is_local
+        if run.remote is None and workflow.patched(ONE_ACTIVITY_STEP_PATCH):
             request = AgentStepInput(
                 run_id=run.run_id,
                 step=step,
@@ -631,20 +631,10 @@ class RunWorkflow:
                 stop_if_repeated=self._looping_signature(),
             )
             summary = f"{summary} and its tool calls"
-            return await execute(stubs.AGENT_STEP, request, policies.LOCAL_STEP, summary)
+            return await self._model_call(stubs.AGENT_STEP, request, summary, run.model, local)
         ref = StepRef(run_id=run.run_id, step=step, model=run.model)
-        local = run.model_is_local
         reply = await self._model_call(stubs.MODEL_STEP, ref, summary, run.model, local)
         return AgentStepResult(reply=reply, tools_ran=False)
-
-    def _in_one_activity(self) -> bool:
-        run = self._run
-        return (
-            run.model_is_local
-            and run.remote is None
-            and not self._unanswered_updates
-            and workflow.patched(ONE_ACTIVITY_STEP_PATCH)
-        )
 
     def _looping_signature(self) -> str | None:
         """The calls whose next repeat makes the run a loop (see _looping), if any."""

@@ -23,6 +23,8 @@ from loopline.environment.registry import Registry
 from loopline.models import (
     EventType,
     Message,
+    ModelConfig,
+    Provider,
     RunSpec,
     Script,
     ScriptedStep,
@@ -30,10 +32,12 @@ from loopline.models import (
     ToolCall,
     ToolInfo,
 )
+from loopline.outbound import OutboundPolicy
 from loopline.pricing import PriceTable
 from loopline.secrets import SecretBox
 from loopline.store import TraceStore
 from loopline.store.rows import NewRun
+from tests.upstream import Reply, Upstream
 from workflows.contract.names import SETUP_KEY, model_key, tool_key
 from workflows.contract.payloads import AgentStepInput, AgentStepResult, StepRef, ToolCallInput
 
@@ -89,14 +93,19 @@ def as_local_activity() -> ActivityEnvironment:
 
 
 def worker(store: TraceStore) -> AgentStepActivities:
-    caller = ModelCaller(store, SecretBox(Fernet.generate_key()), PriceTable.load(None))
+    box, prices = SecretBox(Fernet.generate_key()), PriceTable.load(None)
+    # Loopback, where the test's model server listens, is let through as `loopline up` does.
+    caller = ModelCaller(store, box, prices, OutboundPolicy(local=True))
     return AgentStepActivities(
         ModelActivities(store, REGISTRY, caller), ToolActivities(store, REGISTRY)
     )
 
 
-async def new_run(store: TraceStore, *calls: tuple[str, dict[str, str]]) -> str:
-    """A run whose setup left a basket with one item and whose script's step 1 makes `calls`."""
+async def new_run(
+    store: TraceStore, *calls: tuple[str, dict[str, str]], llm: ModelConfig | None = None
+) -> str:
+    """A run whose setup left a basket with one item and whose script's step 1 makes `calls`
+    (or whose model is `llm`)."""
     run_id = uuid.uuid4().hex
     step = ScriptedStep(
         tool_calls=[
@@ -108,9 +117,10 @@ async def new_run(store: TraceStore, *calls: tuple[str, dict[str, str]]) -> str:
         environment=basket.name,
         scenario="s",
         args={},
-        model="scripted",
+        model="scripted" if llm is None else llm.model,
         script=Script(steps=[step]),
         client_tools=[ASK_USER],
+        **({} if llm is None else {"llm": llm}),
         max_steps=5,
     )
     await store.create_run(NewRun(run_id, run_id, spec))
@@ -120,12 +130,15 @@ async def new_run(store: TraceStore, *calls: tuple[str, dict[str, str]]) -> str:
 
 
 async def step(
-    steps: AgentStepActivities, run_id: str, stop_if_repeated: str | None = None
+    steps: AgentStepActivities,
+    run_id: str,
+    stop_if_repeated: str | None = None,
+    context: ActivityEnvironment | None = None,
 ) -> AgentStepResult:
     request = AgentStepInput(
         run_id=run_id, step=1, model="scripted", stop_if_repeated=stop_if_repeated
     )
-    return await as_local_activity().run(steps.agent_step, request)
+    return await (context or as_local_activity()).run(steps.agent_step, request)
 
 
 async def results(store: TraceStore, run_id: str) -> dict[str, str]:
@@ -249,3 +262,26 @@ async def test_a_step_begun_as_separate_activities_runs_only_the_calls_left(
     assert ran == ["fig", "kiwi"]
     assert await results(store, run_id) == {"c0": "added fig", "c1": "added kiwi"}
     assert await stored(store, run_id) == (3, {"items": ["pear", "fig", "kiwi"]})
+
+
+async def test_a_providers_reply_is_committed_before_its_calls_and_never_asked_for_twice(
+    store: TraceStore, upstream: Upstream
+) -> None:
+    model = f"gpt-4o-{uuid.uuid4().hex[:8]}"
+    llm = ModelConfig(
+        model=model, provider=Provider.custom, base_url=upstream.openai_url, stream=False
+    )
+    upstream.plan(model, Reply(tool_calls=[("add", '{"item": "kiwi"}')]))
+    run_id = await new_run(store, llm=llm)
+    dying.add("kiwi")
+    # A provider's step is a regular activity, on the task queue of its model calls.
+    with pytest.raises(WorkerDied):
+        await step(worker(store), run_id, context=ActivityEnvironment())
+    keys = [event.key for event in await store.events(run_id)]
+    assert keys == [SETUP_KEY, model_key(1)]
+    outcome = await step(worker(store), run_id, context=ActivityEnvironment())
+    assert [call.name for call in outcome.reply.tool_calls] == ["add"]
+    assert len(upstream.requests[model]) == 1
+    assert ran == ["kiwi", "kiwi"]
+    assert await stored(store, run_id) == (2, {"items": ["pear", "kiwi"]})
+    assert (await store.get_run(run_id)).usage.model_calls == 1

@@ -116,6 +116,7 @@ SCENES = {
     "run_tools_in_one_activity": tools_run,
     "run_client_tool": client_tool_run,
     "run_session": session_run,
+    "run_session_in_one_activity": session_run,
     "run_evaluated_with_callback": evaluated_run,
     "run_local_lifecycle": evaluated_run,
     "batch": batch,

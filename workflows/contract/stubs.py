@@ -51,7 +51,7 @@ class ActivityStub(Generic[InputT, OutputT]):
 SETUP = ActivityStub("setup", RunInput, NoneType)
 TEARDOWN = ActivityStub("teardown", TeardownInput, NoneType)
 MODEL_STEP = ActivityStub("model_step", StepRef, ModelStepResult)
-# The scripted model and an in-process environment's tools: one local activity per step.
+# A model step with an in-process environment's tool calls: one activity per step.
 AGENT_STEP = ActivityStub("agent_step", AgentStepInput, AgentStepResult)
 USER_TURN = ActivityStub("user_turn", UserTurnRef, UserTurnResult)
 CALL_TOOL = ActivityStub("call_tool", ToolCallInput, ToolCallResult)
@@ -84,4 +84,4 @@ STUBS: tuple[ActivityStub[Any, Any], ...] = (
     RELAY_MESSAGE,
 )
 # Activities of a provider's model calls, on that provider's rate-limited task queue.
-MODEL_CALL_STUBS = (MODEL_STEP, USER_TURN, JUDGE)
+MODEL_CALL_STUBS = (MODEL_STEP, AGENT_STEP, USER_TURN, JUDGE)
