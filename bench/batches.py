@@ -1,11 +1,13 @@
 """Rollouts per second of a Loopline batch, next to bare Temporal doing the same work.
 
-Loopline: a batch of N one-step scripted rollouts (setup, evaluate, teardown as regular
-activities, the model step as a local one) with max_parallel P, through the real API and a
-real worker process, timed from POST /v1/batches to the batch's completed status.
+Loopline: a batch of N one-step scripted rollouts of an in-process environment (setup,
+model step, evaluate and teardown, each a local activity) with max_parallel P, through the
+real API and a real worker process, timed from POST /v1/batches to the batch's completed
+status.
 
 Bare Temporal: a parent workflow that runs N child workflows, at most P at once, each doing
-three no-op regular activities and one no-op local activity, on an in-process worker.
+three no-op regular activities and one no-op local activity (what a Loopline rollout did
+before its lifecycle became local activities), on an in-process worker.
 
 Then the time the API takes to create (and answer) a batch of the largest size, 20,000
 runs, which is cancelled at once.

@@ -39,7 +39,9 @@ def episode(steps: int) -> Script:
     return Script(steps=[lookup] * (steps - 1) + [ScriptedStep(content="Lima")])
 
 
-async def create_run(store: TraceStore, script: Script) -> RunInput:
+async def create_run(store: TraceStore, script: Script, *, model_is_local: bool = True) -> RunInput:
+    """A run of `script`; with `model_is_local` false, its model steps are regular
+    activities, as a provider's are: a real-model-shaped run whose model takes 0 ms."""
     run_id = uuid.uuid4().hex
     spec = RunSpec(
         environment=ENVIRONMENT,
@@ -56,6 +58,7 @@ async def create_run(store: TraceStore, script: Script) -> RunInput:
         scenario=SCENARIO,
         model="scripted",
         max_steps=len(script.steps),
+        model_is_local=model_is_local,
     )
 
 
@@ -73,11 +76,16 @@ async def loopline_worker(
 
 
 async def loopline_run(
-    client: Client, store: TraceStore, script: Script, task_queue: str = TASK_QUEUE
+    client: Client,
+    store: TraceStore,
+    script: Script,
+    task_queue: str = TASK_QUEUE,
+    *,
+    model_is_local: bool = True,
 ) -> tuple[float, str]:
     """Seconds from the workflow's start to its result (the run's creation is not timed),
     and the workflow's id."""
-    run = await create_run(store, script)
+    run = await create_run(store, script, model_is_local=model_is_local)
     started = time.perf_counter()
     result = await client.execute_workflow(
         RunWorkflow.run,

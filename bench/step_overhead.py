@@ -3,7 +3,9 @@
 The same scripted episode (N-1 tool steps, then an answer) runs
   (a) as a plain in-process loop: scenario setup, scripted model, tool, evaluation;
   (a+) the same loop through the activity code and the SQLite trace store, no Temporal;
-  (b) as a Loopline run: a real dev server and an in-process worker.
+  (b) as a Loopline run: a real dev server and an in-process worker;
+  (c) as a real-model-shaped Loopline run: each model step a regular activity, as a
+      provider's model call is, with a model that takes 0 ms.
 It prints ms per step for each (median of several repetitions), the overhead per step of (b)
 over (a) and over (a+), and the Temporal history size of 100- and 500-step runs.
 
@@ -26,6 +28,7 @@ from cryptography.fernet import Fernet
 from pydantic import BaseModel
 from temporalio.testing import ActivityEnvironment
 
+from activities.agent_step import AgentStepActivities
 from activities.evaluation import EvaluationActivities
 from activities.model_calls import ModelCaller
 from activities.model_step import ModelActivities
@@ -52,10 +55,9 @@ from loopline.secrets import SecretBox
 from loopline.settings import DEFAULT_ENVIRONMENT_MODULES
 from loopline.store import TraceStore, open_stores
 from workflows.contract.payloads import (
+    AgentStepInput,
     EvaluateInput,
-    StepRef,
     TeardownInput,
-    ToolCallInput,
 )
 
 
@@ -105,23 +107,22 @@ def local_activity_context() -> ActivityEnvironment:
 
 
 async def store_loop(store: TraceStore, registry: Registry, script: Script) -> float:
+    """The activities a run's workflow calls, called in turn as local activities: setup,
+    each step (the model and its tool calls in one), evaluation, teardown."""
     scenario = ScenarioActivities(store, registry)
     caller = bench_caller(store)
-    model = ModelActivities(store, registry, caller)
     evaluator = EvaluationActivities(store, registry, caller)
-    tools = ToolActivities(store, registry)
+    steps = AgentStepActivities(
+        ModelActivities(store, registry, caller), ToolActivities(store, registry)
+    )
     run = await create_run(store, script)
     activity = local_activity_context()
     started = time.perf_counter()
     await activity.run(scenario.setup, run)
     for step in range(1, run.max_steps + 1):
-        ref = StepRef(run_id=run.run_id, step=step, model=run.model)
-        reply = await activity.run(model.model_step, ref)
-        if not reply.tool_calls:
+        request = AgentStepInput(run_id=run.run_id, step=step, model=run.model)
+        if not (await activity.run(steps.agent_step, request)).reply.tool_calls:
             break
-        for call in reply.tool_calls:
-            request = ToolCallInput(run_id=run.run_id, step=step, call_id=call.id)
-            await activity.run(tools.call_tool, request)
     evaluation = await activity.run(
         evaluator.evaluate, EvaluateInput(run_id=run.run_id, stop_reason=StopReason.answered)
     )
@@ -152,9 +153,13 @@ async def main(steps: int, repeats: int) -> None:
             try:
                 async with loopline_worker(server.client, stores, registry):
                     await loopline_run(server.client, store, episode(5))  # warm-up
-                    timed = [
-                        await loopline_run(server.client, store, script) for _ in range(repeats)
-                    ]
+                    timed, shaped = [], []
+                    for _ in range(repeats):
+                        timed.append(await loopline_run(server.client, store, script))
+                        regular = await loopline_run(
+                            server.client, store, script, model_is_local=False
+                        )
+                        shaped.append(regular[0])
                     _, long_id = await loopline_run(server.client, store, episode(500))
                     sizes = {
                         steps: await history_bytes(server.client, timed[0][1]),
@@ -162,17 +167,17 @@ async def main(steps: int, repeats: int) -> None:
                     }
             finally:
                 await server.shutdown()
-    report(steps, plain, stored, [seconds for seconds, _ in timed], sizes)
+    report(steps, [plain, stored, [seconds for seconds, _ in timed], shaped], sizes)
 
 
-def report(
-    steps: int, plain: list[float], stored: list[float], run: list[float], sizes: dict[int, int]
-) -> None:
-    a, a_store, b = (per_step_ms(x, steps) for x in (plain, stored, run))
+def report(steps: int, stages: list[list[float]], sizes: dict[int, int]) -> None:
+    run = stages[2]
+    a, a_store, b, c = (per_step_ms(x, steps) for x in stages)
     print(f"{steps}-step scripted episode, median of {len(run)} runs, ms per step:")
     print(f"  (a)  plain asyncio loop                    {a:8.3f}")
     print(f"  (a+) activity code + SQLite store, no Temporal {a_store:6.3f}")
     print(f"  (b)  Loopline run (dev server, worker)     {b:8.3f}")
+    print(f"  (c)  real-model-shaped run, 0 ms model     {c:8.3f}  (target <= 15)")
     print(f"  overhead per step, (b) - (a):              {b - a:8.3f}  (target <= 5)")
     print(f"  of which Temporal, (b) - (a+):             {b - a_store:8.3f}")
     print(f"  ratio (b) / (a): {b / a:.0f}x   (b) / (a+): {b / a_store:.2f}x")
