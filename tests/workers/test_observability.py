@@ -147,5 +147,5 @@ async def test_a_run_shows_in_logs_metrics_and_one_trace(
     names = {(span.service, span.name) for span in trace}
     assert ("loopline-api", "StartWorkflow:Run") in names, names
     assert ("loopline-worker", "RunWorkflow:Run") in names, names
-    assert ("loopline-worker", "RunActivity:model_step") in names, names
+    assert ("loopline-worker", "RunActivity:agent_step") in names, names
     assert ("loopline-worker", "RunActivity:evaluate") in names, names
