@@ -33,6 +33,13 @@ class Settings(BaseSettings):
     )
     task_queue: str = "loopline"
     database_url: str = "sqlite:///.loopline/loopline.db"
+    sqlite_synchronous: Literal["full", "normal"] = Field(
+        default="full",
+        description="SQLite's synchronous mode: 'full' (every commit reaches the disk "
+        "before it is answered) or 'normal' (commits survive a crash of the process but "
+        "the last ones may be lost with the machine's power; faster). Ignored on "
+        "PostgreSQL.",
+    )
     temporal_ui_url: str | None = Field(
         default=None, description="Base URL of the Temporal UI, used to link runs to it."
     )

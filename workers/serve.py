@@ -56,7 +56,10 @@ async def run_worker_until(settings: Settings, stop: asyncio.Event, temporal: Cl
         outbound_policy(settings),
     )
     await ensure_search_attributes(temporal, settings.temporal_namespace)
-    async with open_stores(settings.database_url, HELD) as stores, registry:
+    async with (
+        open_stores(settings.database_url, HELD, settings.sqlite_synchronous) as stores,
+        registry,
+    ):
         parts = WorkerParts(
             client=temporal,
             task_queue=settings.task_queue,

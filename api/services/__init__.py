@@ -113,7 +113,12 @@ async def running_services(settings: Settings, temporal: Client) -> AsyncIterato
         settings.remote_environments,
         outbound_policy(settings),
     )
-    async with open_stores(settings.database_url) as stores, registry:
+    async with (
+        open_stores(
+            settings.database_url, sqlite_synchronous=settings.sqlite_synchronous
+        ) as stores,
+        registry,
+    ):
         services = build_services(settings, temporal, stores, registry)
         stores.runs.on_write(services.live.heard)
         services.live.start()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from loopline.redaction import HeldSecrets
 from loopline.store.agents import AgentStore
 from loopline.store.batches import BatchStore
-from loopline.store.database import Database
+from loopline.store.database import Database, SqliteSynchronous
 from loopline.store.errors import (
     AgentNotFoundError,
     BatchNotFoundError,
@@ -67,10 +67,12 @@ class Stores:
 
 
 @asynccontextmanager
-async def open_stores(url: str, held: HeldSecrets | None = None) -> AsyncIterator[Stores]:
+async def open_stores(
+    url: str, held: HeldSecrets | None = None, sqlite_synchronous: SqliteSynchronous = "full"
+) -> AsyncIterator[Stores]:
     """The stores of the database at `url`, migrated to the newest schema; with `held`,
     the secrets of runs are scrubbed from what is written for them."""
-    db = Database(url)
+    db = Database(url, sqlite_synchronous)
     try:
         await db.create_schema()
         yield Stores.of(db, held)

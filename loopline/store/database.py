@@ -13,12 +13,15 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Engine, make_url
 
 T = TypeVar("T")
+# SQLite's PRAGMA synchronous in WAL mode: "full" syncs the log at every commit, "normal"
+# only at checkpoints, so a commit survives the process dying but not the machine's power.
+SqliteSynchronous = Literal["full", "normal"]
 
 
 def utcnow() -> datetime:
@@ -33,7 +36,7 @@ def aware(value: datetime | None) -> datetime | None:
 
 
 class Database:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, sqlite_synchronous: SqliteSynchronous = "full") -> None:
         sqlite = make_url(url).get_backend_name() == "sqlite"
         if sqlite:
             _ensure_sqlite_folder(url)
@@ -42,8 +45,8 @@ class Database:
         # transaction that reads and then writes fails at once when another writer is in.
         self.writer = create_engine(url) if sqlite else self.reader
         if sqlite:
-            _configure_sqlite(self.reader, immediate=False)
-            _configure_sqlite(self.writer, immediate=True)
+            _configure_sqlite(self.reader, sqlite_synchronous, immediate=False)
+            _configure_sqlite(self.writer, sqlite_synchronous, immediate=True)
         self._threads = ThreadPoolExecutor(max_workers=8, thread_name_prefix="trace-store")
 
     async def call(self, work: Callable[..., T], *args: Any) -> T:
@@ -111,7 +114,7 @@ def _ensure_sqlite_folder(url: str) -> None:
         Path(database).parent.mkdir(parents=True, exist_ok=True)
 
 
-def _configure_sqlite(engine: Engine, *, immediate: bool) -> None:
+def _configure_sqlite(engine: Engine, synchronous: SqliteSynchronous, *, immediate: bool) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Autocommit at the driver: readers run each SELECT on its own snapshot (no BEGIN
@@ -123,6 +126,7 @@ def _configure_sqlite(engine: Engine, *, immediate: bool) -> None:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA synchronous={synchronous.upper()}")
         cursor.close()
 
     if immediate:

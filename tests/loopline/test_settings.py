@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from loopline.settings import DEFAULT_ENVIRONMENT_MODULES, Settings
 
@@ -17,3 +18,13 @@ def test_added_environment_modules_keep_the_defaults(monkeypatch: pytest.MonkeyP
         "mine.bank",
         "environments.trivia",
     ]
+
+
+def test_sqlite_synchronous_takes_full_or_normal_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LOOPLINE_SQLITE_SYNCHRONOUS", raising=False)
+    assert Settings().sqlite_synchronous == "full"
+    monkeypatch.setenv("LOOPLINE_SQLITE_SYNCHRONOUS", "normal")
+    assert Settings().sqlite_synchronous == "normal"
+    monkeypatch.setenv("LOOPLINE_SQLITE_SYNCHRONOUS", "off")
+    with pytest.raises(ValidationError, match="'full' or 'normal'"):
+        Settings()
