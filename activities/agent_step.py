@@ -3,14 +3,15 @@ reply and its server-side tool calls, committed in one transaction.
 
 Each call keeps its own event under its own idempotency key, and each state change its own
 version, as when they run as activities of their own (activities/tools.py). An attempt cut
-short commits nothing, so its retry asks the scripted model again and runs the calls
-against the state the step started from; a provider's reply, paid for, is committed on its
-own before the calls run, so a retry never asks for it twice. A retry after a commit finds
-what it wrote and runs none of it again.
+short commits none of the step's events, so its retry asks the scripted model again and
+runs the calls against the state the step started from; a provider's reply, paid for, is
+committed on its own before the calls run, so a retry never asks for it twice. A retry
+after a commit finds what it wrote and runs none of it again, and of two attempts that
+overlap (one timed out but still running) only the first to commit is kept: the other
+returns what that one recorded.
 
 The scripted model's step is a local activity; a provider's a regular one on the task queue
-of its model calls (workflows/run.py, _model_call), heartbeating while the tools run.
-"""
+of its model calls (workflows/run.py, _model_call), heartbeating while the tools run."""
 
 from __future__ import annotations
 
@@ -44,24 +45,8 @@ class AgentStepActivities:
             return await self._agent_step(request)
 
     async def _agent_step(self, request: AgentStepInput) -> AgentStepResult:
-        run_id, step = request.run_id, request.step
-        snapshot = await self.store.snapshot(run_id, [model_key(step)])
-        recorded = snapshot.events.get(model_key(step))
-        entries: list[NewEvent] = []
-        if recorded is None:
-            ref = StepRef(run_id=run_id, step=step, model=request.model)
-            reply = await self.model.reply(ref)
-            # The calls run as they are recorded, with any sealed secret taken out.
-            reply = replace(reply, data=self.store.scrub(run_id, reply.data))
-            if (await self.model.spec(run_id)).agent_model(step).provider is Provider.scripted:
-                entries.append(reply)
-            else:
-                await self.store.record_all(run_id, [reply])
-            message = Message.model_validate(reply.data)
-        else:
-            message = Message.model_validate(recorded.data)
-            keys = [tool_key(step, call.id) for call in message.tool_calls]
-            snapshot = await self.store.snapshot(run_id, keys)
+        run_id = request.run_id
+        message, snapshot, entries = await self._reply(request)
         result = step_result(message)
         spec = await self.tools.spec(run_id)
         # A repeat that ends the run as looping runs none of its calls.
@@ -70,10 +55,34 @@ class AgentStepActivities:
         )
         calls = [] if looping else _server_side(spec, message.tool_calls)
         stopped, carried = await self._run_calls(request, spec, calls, snapshot, entries)
-        written = await self.store.record_all(run_id, entries)
-        if carried is not None and all(wrote for _, wrote in written):
+        if not entries:
+            return AgentStepResult(reply=result, stopped=stopped)
+        if not await self.store.record_attempt(run_id, entries):
+            # Another attempt of this step committed first: the step is what it recorded.
+            return await self._agent_step(request)
+        if carried is not None:
             self.tools.states.put(execution_key(run_id), carried)
         return AgentStepResult(reply=result, stopped=stopped)
+
+    async def _reply(self, request: AgentStepInput) -> tuple[Message, Snapshot, list[NewEvent]]:
+        """The step's reply, what is recorded of its calls, and what is left to commit. A
+        scripted reply is asked for again until it commits with its calls; a provider's is
+        committed at once, and the one recorded first is the step's."""
+        run_id, step = request.run_id, request.step
+        snapshot = await self.store.snapshot(run_id, [model_key(step)])
+        recorded = snapshot.events.get(model_key(step))
+        if recorded is None:
+            reply = await self.model.reply(StepRef(run_id=run_id, step=step, model=request.model))
+            # The calls run as they are recorded, with any sealed secret taken out.
+            reply = replace(reply, data=self.store.scrub(run_id, reply.data))
+            if (await self.model.spec(run_id)).agent_model(step).provider is Provider.scripted:
+                return Message.model_validate(reply.data), snapshot, [reply]
+            [(recorded, wrote)] = await self.store.record_all(run_id, [reply])
+            if wrote:
+                return Message.model_validate(recorded.data), snapshot, []
+        message = Message.model_validate(recorded.data)
+        keys = [tool_key(step, call.id) for call in message.tool_calls]
+        return message, await self.store.snapshot(run_id, keys), []
 
     async def _run_calls(
         self,

@@ -32,6 +32,8 @@ class Reply:
     reasoning_tokens: int = 0
     # Pause between streamed chunks, for tests that watch text arrive live.
     chunk_delay: float = 0.0
+    # Answer only once this is set, for tests that order what overlaps a model call.
+    held: asyncio.Event | None = None
 
 
 @dataclass
@@ -79,6 +81,7 @@ class Upstream:
         self._plans: dict[str, deque[Plan]] = defaultdict(deque)
         self._quirks: dict[str, Quirks] = {}
         self.requests: dict[str, list[Received]] = defaultdict(list)
+        self._asked = asyncio.Event()
         self.app = self._build()
 
     @property
@@ -91,6 +94,12 @@ class Upstream:
 
     def plan(self, model: str, *plans: Plan) -> None:
         self._plans[model].extend(plans)
+
+    async def asked(self, model: str, times: int = 1) -> None:
+        """Return once `model` has been asked `times` times (the server shares this loop)."""
+        while len(self.requests[model]) < times:
+            self._asked.clear()
+            await self._asked.wait()
 
     def behave(self, model: str, quirks: Quirks) -> None:
         """Serve `model` the way such a server would."""
@@ -105,6 +114,7 @@ class Upstream:
     def _receive(self, request: Request, body: dict[str, Any]) -> Plan:
         model = body.get("model", "")
         self.requests[model].append(Received(time.monotonic(), dict(request.headers), body))
+        self._asked.set()
         return self._next(model)
 
     def _build(self) -> FastAPI:
@@ -123,6 +133,8 @@ class Upstream:
             if isinstance(plan, Failure):
                 error = {"error": {"message": plan.message, "type": "test_error", "code": None}}
                 return JSONResponse(error, status_code=plan.status, headers=plan.headers)
+            if plan.held is not None:
+                await plan.held.wait()
             if quirks.tools_need_choice and "tool_choice" not in body:
                 plan = Reply(text=plan.text or "I see no tools.")
             if body.get("stream"):
@@ -137,6 +149,8 @@ class Upstream:
             if isinstance(plan, Failure):
                 error = {"type": "error", "error": {"type": "test_error", "message": plan.message}}
                 return JSONResponse(error, status_code=plan.status, headers=plan.headers)
+            if plan.held is not None:
+                await plan.held.wait()
             if body.get("stream"):
                 return _sse(_anthropic_events(body, plan), named=True, delay=plan.chunk_delay)
             return JSONResponse(_anthropic_message(body, plan))

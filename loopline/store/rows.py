@@ -36,6 +36,7 @@ from loopline.models import (
 from loopline.store.columns import decode_nul
 from loopline.store.database import aware, utcnow
 from loopline.store.errors import RunNotFoundError, StateConflictError
+from loopline.store.notices import notify
 from loopline.store.tables import (
     USAGE_COLUMNS,
     callback_secrets,
@@ -272,6 +273,21 @@ def record_entry(conn: Connection, run_id: str, entry: NewEvent) -> tuple[EventV
     if entry.state is not None:
         save_state(conn, run_id, entry.state)
     return written, True
+
+
+def record_entries(
+    conn: Connection, run_id: str, entries: list[NewEvent]
+) -> list[tuple[EventView, bool]]:
+    """Record each entry (see record_entry) and set the run fields of those written, in
+    the caller's transaction, which holds the run's lock."""
+    recorded = [record_entry(conn, run_id, entry) for entry in entries]
+    written = [entry for entry, (_, wrote) in zip(entries, recorded, strict=True) if wrote]
+    fields = run_changes(written)
+    if fields:
+        conn.execute(update(runs).where(runs.c.run_id == run_id).values(**fields))
+    if written:
+        notify(conn, run_id)
+    return recorded
 
 
 def run_changes(entries: list[NewEvent]) -> dict[str, Any]:

@@ -47,8 +47,7 @@ from loopline.store.rows import (
     insert_runs,
     lock_run,
     read_state_text,
-    record_entry,
-    run_changes,
+    record_entries,
     run_view,
 )
 from loopline.store.tables import (
@@ -338,7 +337,37 @@ class TraceStore:
         """Record `entries` in order in one transaction, each as `record` would: an entry
         whose key was recorded is returned as it was and writes nothing of its own; the
         states are written one after another, each over the version the one before left."""
-        cleaned = [
+        cleaned = self._scrubbed(run_id, entries)
+
+        def work(conn: Connection) -> list[tuple[EventView, bool]]:
+            lock_run(conn, run_id)
+            return record_entries(conn, run_id, cleaned)
+
+        recorded = await self.db.write(work)
+        self._announce(run_id, recorded)
+        return recorded
+
+    async def record_attempt(self, run_id: str, entries: list[NewEvent]) -> bool:
+        """Record one attempt's entries together, as `record_all` does, unless another
+        attempt of the same work recorded its own first (the first entry's key is taken):
+        then nothing is written, not even the entries the other attempt did not make.
+        Whether these were written."""
+        cleaned = self._scrubbed(run_id, entries)
+
+        def work(conn: Connection) -> list[tuple[EventView, bool]] | None:
+            lock_run(conn, run_id)
+            if cleaned and event_by_key(conn, run_id, cleaned[0].key) is not None:
+                return None
+            return record_entries(conn, run_id, cleaned)
+
+        recorded = await self.db.write(work)
+        if recorded is None:
+            return False
+        self._announce(run_id, recorded)
+        return True
+
+    def _scrubbed(self, run_id: str, entries: list[NewEvent]) -> list[NewEvent]:
+        return [
             replace(
                 entry,
                 data=self.scrub(run_id, entry.data),
@@ -347,21 +376,9 @@ class TraceStore:
             for entry in entries
         ]
 
-        def work(conn: Connection) -> list[tuple[EventView, bool]]:
-            lock_run(conn, run_id)
-            recorded = [record_entry(conn, run_id, entry) for entry in cleaned]
-            written = [entry for entry, (_, wrote) in zip(cleaned, recorded, strict=True) if wrote]
-            fields = run_changes(written)
-            if fields:
-                conn.execute(update(runs).where(runs.c.run_id == run_id).values(**fields))
-            if written:
-                notify(conn, run_id)
-            return recorded
-
-        recorded = await self.db.write(work)
+    def _announce(self, run_id: str, recorded: list[tuple[EventView, bool]]) -> None:
         if any(wrote for _, wrote in recorded):
             self._written(run_id)
-        return recorded
 
     async def event_by_key(self, run_id: str, key: str) -> EventView | None:
         return await self.db.read(event_by_key, run_id, key)

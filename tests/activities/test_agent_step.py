@@ -4,6 +4,7 @@ before left, and its retries neither lose nor repeat a call."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from dataclasses import replace
@@ -285,3 +286,29 @@ async def test_a_providers_reply_is_committed_before_its_calls_and_never_asked_f
     assert ran == ["kiwi", "kiwi"]
     assert await stored(store, run_id) == (2, {"items": ["pear", "kiwi"]})
     assert (await store.get_run(run_id)).usage.model_calls == 1
+
+
+async def test_of_two_overlapping_attempts_the_reply_recorded_first_is_the_step(
+    store: TraceStore, upstream: Upstream
+) -> None:
+    """An attempt timed out while still running and its retry began: both asked the model,
+    the retry's answer came first. The first reply recorded is the step's, for both."""
+    model = f"gpt-4o-{uuid.uuid4().hex[:8]}"
+    llm = ModelConfig(
+        model=model, provider=Provider.custom, base_url=upstream.openai_url, stream=False
+    )
+    retry_done = asyncio.Event()
+    late = Reply(tool_calls=[("add", '{"item": "kiwi"}')], held=retry_done)
+    upstream.plan(model, late, Reply(tool_calls=[("add", '{"item": "fig"}')]))
+    run_id = await new_run(store, llm=llm)
+    first = asyncio.create_task(step(worker(store), run_id, context=ActivityEnvironment()))
+    async with asyncio.timeout(30):
+        await upstream.asked(model)
+    retry = await step(worker(store), run_id, context=ActivityEnvironment())
+    retry_done.set()
+    assert await first == retry
+    assert [call.name for call in retry.reply.tool_calls] == ["add"]
+    assert len(upstream.requests[model]) == 2
+    assert ran == ["fig"]
+    assert await results(store, run_id) == {"call_0": "added fig"}
+    assert await stored(store, run_id) == (2, {"items": ["pear", "fig"]})
