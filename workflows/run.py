@@ -43,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
         CLIENT_TOOL_CALL_UPDATE,
         CLOSE_SIGNAL,
         CONTINUE_UPDATE,
+        LOCAL_FAILURE_PATCH,
         LOCAL_LIFECYCLE_PATCH,
         NOT_ACCEPTING,
         NOT_AWAITING,
@@ -337,8 +338,13 @@ class RunWorkflow:
                 self._lifecycle(policies.lifecycle(run.remote), policies.LOCAL_LIFECYCLE),
                 f"evaluate {run.scenario}",
             )
-        except (ActivityError, ApplicationError) as error:
-            # A local activity's failure is raised as its ApplicationError itself.
+        except ActivityError as error:
+            return RunStatus.failed, StopReason.error, describe(error)
+        except ApplicationError as error:
+            # A local activity's failure is raised as its ApplicationError itself; before
+            # the patch, it failed the workflow without a teardown.
+            if not workflow.patched(LOCAL_FAILURE_PATCH):
+                raise
             return RunStatus.failed, StopReason.error, describe(error)
         self._state.reward = evaluation.reward
         return RunStatus.completed, stop_reason, None

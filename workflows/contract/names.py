@@ -72,6 +72,7 @@ RUN_FAILED = "RunFailed"
 ANSWER_UPDATES_FIRST_PATCH = "answer-updates-before-local-model-steps"
 ONE_ACTIVITY_STEP_PATCH = "model-and-in-process-tools-in-one-activity"
 LOCAL_LIFECYCLE_PATCH = "in-process-lifecycle-as-local-activities"
+LOCAL_FAILURE_PATCH = "a-local-activitys-failure-fails-the-run-with-teardown"
 
 
 def model_queue(task_queue: str, provider: str) -> str:
