@@ -143,7 +143,9 @@ class AgentStepInput(BaseModel):
 class AgentStepResult(BaseModel):
     reply: ModelStepResult
     tools_ran: bool = Field(
-        default=True, description="The step ran the reply's server-side tool calls."
+        default=True,
+        description="The step dealt with the reply's server-side tool calls: ran them, or "
+        "none when the reply repeats what ends the run as looping.",
     )
     stopped: bool = Field(default=False, description="One of them, a stop tool, ended the turn.")
 
