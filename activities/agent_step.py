@@ -46,9 +46,10 @@ class AgentStepActivities:
 
     async def _agent_step(self, request: AgentStepInput) -> AgentStepResult:
         run_id = request.run_id
-        message, snapshot, entries = await self._reply(request)
+        # The model's cache of specs: its reply reads the spec there too.
+        spec = await self.model.spec(run_id)
+        message, snapshot, entries = await self._reply(request, spec)
         result = step_result(message)
-        spec = await self.tools.spec(run_id)
         # A repeat that ends the run as looping runs none of its calls.
         looping = request.stop_if_repeated is not None and (
             result.calls_signature == request.stop_if_repeated
@@ -64,7 +65,9 @@ class AgentStepActivities:
             self.tools.states.put(execution_key(run_id), carried)
         return AgentStepResult(reply=result, stopped=stopped)
 
-    async def _reply(self, request: AgentStepInput) -> tuple[Message, Snapshot, list[NewEvent]]:
+    async def _reply(
+        self, request: AgentStepInput, spec: RunSpec
+    ) -> tuple[Message, Snapshot, list[NewEvent]]:
         """The step's reply, what is recorded of its calls, and what is left to commit. A
         scripted reply is asked for again until it commits with its calls; a provider's is
         committed at once, and the one recorded first is the step's."""
@@ -75,7 +78,7 @@ class AgentStepActivities:
             reply = await self.model.reply(StepRef(run_id=run_id, step=step, model=request.model))
             # The calls run as they are recorded, with any sealed secret taken out.
             reply = replace(reply, data=self.store.scrub(run_id, reply.data))
-            if (await self.model.spec(run_id)).agent_model(step).provider is Provider.scripted:
+            if spec.agent_model(step).provider is Provider.scripted:
                 return Message.model_validate(reply.data), snapshot, [reply]
             [(recorded, wrote)] = await self.store.record_all(run_id, [reply])
             if wrote:
