@@ -111,11 +111,14 @@ class Upstream:
             return Failure(500, f"the test planned no more replies for model {model!r}")
         return queue.popleft()
 
-    def _receive(self, request: Request, body: dict[str, Any]) -> Plan:
+    async def _receive(self, request: Request, body: dict[str, Any]) -> Plan:
         model = body.get("model", "")
         self.requests[model].append(Received(time.monotonic(), dict(request.headers), body))
         self._asked.set()
-        return self._next(model)
+        plan = self._next(model)
+        if isinstance(plan, Reply) and plan.held is not None:
+            await plan.held.wait()
+        return plan
 
     def _build(self) -> FastAPI:
         app = FastAPI()
@@ -129,12 +132,10 @@ class Upstream:
                     Received(time.monotonic(), dict(request.headers), body)
                 )
                 return refused
-            plan = self._receive(request, body)
+            plan = await self._receive(request, body)
             if isinstance(plan, Failure):
                 error = {"error": {"message": plan.message, "type": "test_error", "code": None}}
                 return JSONResponse(error, status_code=plan.status, headers=plan.headers)
-            if plan.held is not None:
-                await plan.held.wait()
             if quirks.tools_need_choice and "tool_choice" not in body:
                 plan = Reply(text=plan.text or "I see no tools.")
             if body.get("stream"):
@@ -145,12 +146,10 @@ class Upstream:
         @app.post("/v1/messages")
         async def messages(request: Request) -> Response:
             body = await request.json()
-            plan = self._receive(request, body)
+            plan = await self._receive(request, body)
             if isinstance(plan, Failure):
                 error = {"type": "error", "error": {"type": "test_error", "message": plan.message}}
                 return JSONResponse(error, status_code=plan.status, headers=plan.headers)
-            if plan.held is not None:
-                await plan.held.wait()
             if body.get("stream"):
                 return _sse(_anthropic_events(body, plan), named=True, delay=plan.chunk_delay)
             return JSONResponse(_anthropic_message(body, plan))
