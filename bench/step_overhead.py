@@ -167,12 +167,18 @@ async def main(steps: int, repeats: int) -> None:
                     }
             finally:
                 await server.shutdown()
-    report(steps, [plain, stored, [seconds for seconds, _ in timed], shaped], sizes)
+    report(steps, plain, stored, [seconds for seconds, _ in timed], shaped, sizes)
 
 
-def report(steps: int, stages: list[list[float]], sizes: dict[int, int]) -> None:
-    run = stages[2]
-    a, a_store, b, c = (per_step_ms(x, steps) for x in stages)
+def report(
+    steps: int,
+    plain: list[float],
+    stored: list[float],
+    run: list[float],
+    shaped: list[float],
+    sizes: dict[int, int],
+) -> None:
+    a, a_store, b, c = (per_step_ms(x, steps) for x in (plain, stored, run, shaped))
     print(f"{steps}-step scripted episode, median of {len(run)} runs, ms per step:")
     print(f"  (a)  plain asyncio loop                    {a:8.3f}")
     print(f"  (a+) activity code + SQLite store, no Temporal {a_store:6.3f}")
